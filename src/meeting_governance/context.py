@@ -1,0 +1,125 @@
+"""The objects every command and job shares, built once from the configuration.
+
+Graph, the database, the keys and the clock are passed in from here, so the core stays pure
+and tests can hand in their own (a FixedClock, a PostgreSQL schema, an emulator URL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from meeting_governance import audit
+from meeting_governance.clock import Clock, SystemClock
+from meeting_governance.config import Settings, packaged_default_toml
+from meeting_governance.db import make_engine, migrate, session_scope
+from meeting_governance.keys import FileKeyProvider, KeyProvider, provider_from_settings
+from meeting_governance.vault import Vault, register_kek_versions
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    keys: KeyProvider
+    vault: Vault
+    clock: Clock
+    actor: str = field(default_factory=lambda: f"cli:{os.environ.get('USER', 'unknown')}")
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock | None = None,
+             apply_migrations: bool = True) -> AppContext:
+        """Connect, bring the schema up to date (migrations at start), load the keys."""
+        clock = clock or SystemClock()
+        engine = make_engine(settings.database_url,
+                             busy_timeout_ms=settings.database.busy_timeout_ms,
+                             pool_size=settings.database.pool_size, echo=settings.database.echo)
+        if apply_migrations:
+            migrate(engine)
+        keys = provider_from_settings(settings)
+        vault = Vault(keys, clock)
+        return cls(settings=settings, engine=engine, keys=keys, vault=vault, clock=clock)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction (commit on success, rollback on error)."""
+        with session_scope(self.engine) as session:
+            yield session
+
+    def audit(self, session: Session, action: str, *, target_type: str = "",
+              target_id: str = "", actor: str | None = None, **details: object) -> None:
+        audit.append(session, actor=actor or self.actor, action=action, target_type=target_type,
+                     target_id=target_id, details=dict(details), clock=self.clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class InitReport:
+    created: tuple[str, ...]
+    existing: tuple[str, ...]
+    migrations: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.migrations)
+
+
+def private_dir(path: Path) -> bool:
+    """Create (or tighten) a directory only this user can enter; True if it was created."""
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return created
+
+
+def initialise(settings: Settings, config_file: Path | None, *,
+               clock: Clock | None = None) -> InitReport:
+    """Create what is missing — config, data dir, keyring, database — and change nothing else."""
+    created: list[str] = []
+    existing: list[str] = []
+    clock = clock or SystemClock()
+    home = settings.home
+    (created if private_dir(home) else existing).append(f"data dir {home}")
+    for sub in (settings.staging_dir, settings.receipts_dir, settings.log_file.parent):
+        (created if private_dir(sub) else existing).append(f"directory {sub}")
+    target_cfg = config_file or home / "config.toml"
+    if target_cfg.exists():
+        existing.append(f"config {target_cfg}")
+    else:
+        target_cfg.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(packaged_default_toml(), target_cfg)
+        os.chmod(target_cfg, 0o600)
+        created.append(f"config {target_cfg}")
+    if settings.keys.provider == "file":
+        if FileKeyProvider.create(settings.keys_file):
+            created.append(f"keyring {settings.keys_file} (0600) — back it up: without it "
+                           "nothing stored can be read")
+        else:
+            existing.append(f"keyring {settings.keys_file}")
+    ctx = AppContext.open(settings, clock=clock, apply_migrations=False)
+    try:
+        applied = migrate(ctx.engine)
+        with ctx.session() as session:
+            register_kek_versions(session, ctx.keys, clock)
+            if applied:
+                ctx.audit(session, "system.init", target_type="database",
+                          migrations=",".join(applied))
+        if not applied:
+            existing.append("database schema (up to date)")
+    finally:
+        ctx.close()
+    return InitReport(tuple(created), tuple(existing), tuple(applied))

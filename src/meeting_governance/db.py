@@ -1,0 +1,156 @@
+"""Engine, sessions and migrations.
+
+SQLite is the embedded default (WAL, foreign keys, busy timeout, secure_delete so freed pages
+are zeroed); PostgreSQL is for several workers. The schema is only ever built by Alembic
+(`migrate`), never by `create_all`, so a deployed database and a test database are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from meeting_governance.errors import DatabaseError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 15000, pool_size: int = 5,
+                echo: bool = False) -> Engine:
+    """Create the engine; for SQLite also create the parent directory (0700)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine = create_engine(
+            url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000,
+                                          "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+        # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN so
+        # read-then-write transactions do not deadlock into "database is locked".
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        return engine
+    return create_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Bring the schema to the newest revision; returns the revisions applied (empty: none)."""
+    before = current_revision(engine)
+    try:
+        command.upgrade(alembic_config(engine), "head")
+    except (OperationalError, SADatabaseError) as exc:
+        raise DatabaseError(_explain(exc, engine)) from exc
+    after = current_revision(engine)
+    if before == after:
+        return []
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    applied = []
+    for rev in script.iterate_revisions(after, before):
+        applied.append(rev.revision)
+    return list(reversed(applied))
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except (OperationalError, SADatabaseError) as exc:
+        raise DatabaseError(_explain(exc, engine)) from exc
+
+
+def head_revision() -> str | None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to run against a database that is not migrated to this version's schema."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        raise DatabaseError(
+            f"database schema is at {current or 'nothing'}, this version needs {head}: "
+            "run `meeting-governance init` to apply the migrations"
+        )
+
+
+def _explain(exc: Exception, engine: Engine) -> str:
+    where = engine.url.render_as_string(hide_password=True)
+    detail = str(getattr(exc, "orig", exc)).splitlines()[0]
+    if "file is not a database" in detail or "malformed" in detail:
+        return (f"the database at {where} is damaged or not a database ({detail}); "
+                "restore it from a backup, or move it aside and run `meeting-governance init`")
+    return f"cannot use the database at {where}: {detail}"
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back on any exception."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except (OperationalError, SADatabaseError) as exc:
+        session.rollback()
+        raise DatabaseError(_explain(exc, engine)) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def checkpoint(engine: Engine) -> None:
+    """Fold the WAL into the main file and truncate it (after a purge, so nothing lingers)."""
+    if is_sqlite(engine):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

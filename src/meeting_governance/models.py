@@ -1,0 +1,251 @@
+"""Every table, in one place. Alembic migrations (migrations/) create them; never `create_all`.
+
+Privacy rule for this module: no column holds a transcript, an e-mail address, a display name
+or a meeting subject in clear. Such values live in `vault_item` (sealed, one data key each) and
+are referenced by id; identities are looked up through keyed hashes (`*_blind` columns).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from meeting_governance.dbtypes import UTCDateTime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class VaultItem(SQLModel, table=True):
+    """One sealed value: AES-256-GCM ciphertext under its own data key, wrapped by a KEK.
+
+    Crypto-shredding sets `wrapped_key` and `ciphertext` to NULL and stamps `shredded_at`.
+    """
+
+    __tablename__ = "vault_item"
+
+    id: str = Field(primary_key=True, max_length=64)
+    purpose: str = Field(max_length=40, index=True)
+    kek_version: int = Field(index=True)
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    nonce: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    shredded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class KekVersion(SQLModel, table=True):
+    """Which KEK versions exist and which are retired (the key material stays with the provider)."""
+
+    __tablename__ = "kek_version"
+
+    version: int = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only, hash-chained. `details` is canonical JSON with ids and blind values only."""
+
+    __tablename__ = "audit_entry"
+
+    seq: int = Field(primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=80, index=True)
+    target_type: str = Field(default="", max_length=40)
+    target_id: str = Field(default="", max_length=200, index=True)
+    details: str = Field(default="{}")
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """A single row holding the chain head: appenders lock it, so entries are never interleaved,
+    and `audit verify` compares it with the last entry, so a deleted tail is detected too."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(default="0" * 64, max_length=64)
+
+
+class Recording(SQLModel, table=True):
+    """One Graph recording, idempotent on its Graph id, and where it stands in the pipeline."""
+
+    __tablename__ = "recording"
+
+    id: int | None = Field(default=None, primary_key=True)
+    graph_recording_id: str = Field(max_length=1024, unique=True)
+    meeting_id: str = Field(max_length=1024, index=True)
+    organizer_id: str = Field(max_length=64, index=True)
+    call_id: str | None = Field(default=None, max_length=200)
+    recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    meeting_start: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    meeting_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    subject_item: str | None = Field(default=None, max_length=64)  # vault_item id
+    state: str = Field(default="discovered", max_length=20, index=True)
+    reason: str = Field(default="", max_length=500)
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    media_sha256: str | None = Field(default=None, max_length=64)
+    media_bytes: int | None = None
+
+
+class RecordingParticipant(SQLModel, table=True):
+    """Blind-index values of a recording's participants (no address in clear)."""
+
+    __tablename__ = "recording_participant"
+    __table_args__ = (UniqueConstraint("recording_id", "blind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    blind: str = Field(max_length=64, index=True)
+
+
+class Transcript(SQLModel, table=True):
+    """A stored transcript's metadata; after purge the same row is the tombstone."""
+
+    __tablename__ = "transcript"
+
+    id: str = Field(primary_key=True, max_length=40)
+    recording_id: int | None = Field(default=None, foreign_key="recording.id", index=True)
+    meeting_id: str = Field(default="", max_length=1024, index=True)
+    organizer_id: str = Field(default="", max_length=64, index=True)
+    meeting_start: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    meeting_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    duration_s: float = 0.0
+    language: str = Field(default="", max_length=16)
+    model: str = Field(default="", max_length=200)
+    version: int = 1
+    content_item: str | None = Field(default=None, max_length=64)       # segments JSON
+    participants_item: str | None = Field(default=None, max_length=64)  # names + addresses JSON
+    subject_item: str | None = Field(default=None, max_length=64)
+    retention_policy: str = Field(default="", max_length=100)
+    retain_until: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    legal_hold: bool = Field(default=False, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    purged_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    purge_reason: str = Field(default="", max_length=40)
+
+
+class TranscriptParticipant(SQLModel, table=True):
+    """Blind-index values of the people in a transcript's meeting, for access and erasure."""
+
+    __tablename__ = "transcript_participant"
+    __table_args__ = (UniqueConstraint("transcript_id", "blind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    transcript_id: str = Field(foreign_key="transcript.id", index=True, max_length=40)
+    blind: str = Field(max_length=64, index=True)
+
+
+class OptOut(SQLModel, table=True):
+    """A person's "do not record / transcribe me". Revoked rows stay, for the history."""
+
+    __tablename__ = "optout"
+
+    id: str = Field(primary_key=True, max_length=40)
+    email_blind: str | None = Field(default=None, max_length=64, index=True)
+    object_id_blind: str | None = Field(default=None, max_length=64, index=True)
+    name_blind: str | None = Field(default=None, max_length=64, index=True)  # for search only
+    identity_item: str | None = Field(default=None, max_length=64)  # sealed {name, email, oid}
+    scope: str = Field(default="all", max_length=10)  # all | meeting | range
+    meeting_key: str | None = Field(default=None, max_length=64, index=True)  # blind of meeting
+    valid_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    valid_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    covers_recording: bool = True
+    covers_transcription: bool = True
+    note_item: str | None = Field(default=None, max_length=64)
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    revoked_by: str | None = Field(default=None, max_length=200)
+    revoke_reason_item: str | None = Field(default=None, max_length=64)
+
+
+class Hold(SQLModel, table=True):
+    """A legal hold on a transcript, a person (blind) or a meeting."""
+
+    __tablename__ = "legal_hold"
+
+    id: str = Field(primary_key=True, max_length=40)
+    transcript_id: str | None = Field(default=None, max_length=40, index=True)
+    person_blind: str | None = Field(default=None, max_length=64, index=True)
+    meeting_id: str | None = Field(default=None, max_length=1024, index=True)
+    reason_item: str | None = Field(default=None, max_length=64)
+    set_by: str = Field(default="", max_length=200)
+    set_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    released_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    released_by: str | None = Field(default=None, max_length=200)
+    release_reason_item: str | None = Field(default=None, max_length=64)
+
+
+class DeltaLink(SQLModel, table=True):
+    """The last `@odata.deltaLink` per organiser, so each poll asks only for what is new."""
+
+    __tablename__ = "delta_link"
+
+    organizer_id: str = Field(primary_key=True, max_length=64)
+    link: str = Field(max_length=8000)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    """A local account of the web app (argon2id hash), or an Entra user seen at sign-in."""
+
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    role: str = Field(max_length=20)  # coordinator | dpo | admin
+    password_hash: str | None = Field(default=None, max_length=400)
+    source: str = Field(default="local", max_length=10)  # local | entra
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DsrRequest(SQLModel, table=True):
+    """A data-subject request: reference, dates and status (the subject only as a blind value)."""
+
+    __tablename__ = "dsr_request"
+
+    reference: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(max_length=20)  # access | erasure | rectification | withdrawal
+    subject_blind: str = Field(max_length=64, index=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default="open", max_length=20, index=True)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    handled_by: str = Field(default="", max_length=200)
+
+
+class PurgeReceipt(SQLModel, table=True):
+    """Where each signed purge receipt went, and its digest."""
+
+    __tablename__ = "purge_receipt"
+
+    id: str = Field(primary_key=True, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    path: str = Field(max_length=1000)
+    sha256: str = Field(max_length=64)
+    purged_count: int = 0
+
+
+class ServiceLock(SQLModel, table=True):
+    """Named leases for things only one process may do (the SQLite daemon, the poller, the purge)."""
+
+    __tablename__ = "service_lock"
+
+    name: str = Field(primary_key=True, max_length=80)
+    owner: str = Field(max_length=200)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

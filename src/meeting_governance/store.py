@@ -1,0 +1,110 @@
+"""Storing a transcript: every personal field sealed, participants as blind-index values.
+
+Used by the pipeline (and by tests and benchmarks that need stored transcripts); retention
+assigns `retention_policy` and `retain_until` through `retention.assign`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from meeting_governance.context import AppContext
+from meeting_governance.errors import NotFoundError
+from meeting_governance.identity import Participant
+from meeting_governance.models import Transcript, TranscriptParticipant
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewTranscript:
+    """What the pipeline knows once a recording is transcribed (plaintext, in memory only)."""
+
+    recording_id: int | None
+    meeting_id: str
+    organizer_id: str
+    meeting_start: datetime | None
+    meeting_end: datetime | None
+    subject: str | None
+    participants: Sequence[Participant]
+    content_json: str  # formats.to_json(result): segments, language, duration, model
+    language: str
+    duration_s: float
+    model: str
+    retention_policy: str
+    retain_until: datetime | None
+
+
+def participant_blinds(app: AppContext, participants: Sequence[Participant]) -> set[str]:
+    blinds: set[str] = set()
+    for person in participants:
+        blinds.update(app.vault.blind_identities(email=person.email, object_id=person.object_id))
+    return blinds
+
+
+def store_transcript(app: AppContext, session: Session, new: NewTranscript, *,
+                     transcript_id: str | None = None) -> Transcript:
+    """Seal content, subject and participant list; add the row and its blind index to `session`."""
+    tid = transcript_id or uuid.uuid4().hex
+    vault = app.vault
+    content_item = vault.seal(session, new.content_json.encode("utf-8"), purpose="transcript")
+    people: list[dict[str, Any]] = [
+        {"kind": p.kind.value, "object_id": p.object_id, "email": p.email,
+         "display_name": p.display_name, "role": p.role} for p in new.participants]
+    participants_item = vault.seal_json(session, people, purpose="participants")
+    subject_item = (vault.seal_text(session, new.subject, purpose="subject")
+                    if new.subject else None)
+    now = app.clock.now()
+    row = Transcript(
+        id=tid, recording_id=new.recording_id, meeting_id=new.meeting_id,
+        organizer_id=new.organizer_id, meeting_start=new.meeting_start,
+        meeting_end=new.meeting_end, duration_s=new.duration_s, language=new.language,
+        model=new.model, content_item=content_item, participants_item=participants_item,
+        subject_item=subject_item, retention_policy=new.retention_policy,
+        retain_until=new.retain_until, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    for blind in sorted(participant_blinds(app, new.participants)):
+        session.add(TranscriptParticipant(transcript_id=tid, blind=blind))
+    return row
+
+
+def get_transcript(session: Session, transcript_id: str) -> Transcript:
+    row = session.get(Transcript, transcript_id)
+    if row is None:
+        raise NotFoundError(f"transcript {transcript_id} does not exist: "
+                            "see `meeting-governance transcript list`")
+    return row
+
+
+def read_content(app: AppContext, session: Session, row: Transcript) -> dict[str, Any]:
+    """Decrypt the segments JSON. Callers audit the access (who and why)."""
+    if row.content_item is None:
+        from meeting_governance.errors import ShreddedError
+
+        raise ShreddedError(f"transcript {row.id} was purged; its contents are gone by design")
+    data: dict[str, Any] = json.loads(app.vault.open(session, row.content_item))
+    return data
+
+
+def read_participants(app: AppContext, session: Session, row: Transcript) -> list[dict[str, Any]]:
+    if row.participants_item is None:
+        return []
+    people: list[dict[str, Any]] = app.vault.open_json(session, row.participants_item)
+    return people
+
+
+def transcripts_of_person(session: Session, blinds: Sequence[str]) -> list[Transcript]:
+    """Every transcript whose meeting this person attended (through the blind index)."""
+    if not blinds:
+        return []
+    ids = select(TranscriptParticipant.transcript_id).where(
+        col(TranscriptParticipant.blind).in_(list(blinds)))
+    return list(session.exec(select(Transcript).where(col(Transcript.id).in_(ids))
+                             .order_by(col(Transcript.meeting_start))).all())

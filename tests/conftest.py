@@ -1,0 +1,133 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL, a fresh schema per test.
+
+PostgreSQL is the server on 127.0.0.1:5432 (trust auth, database `test`); override with
+MG_TEST_POSTGRES_URL. Each test gets its own schema (dropped afterwards), so parallel runs and
+sessions never collide. When PostgreSQL is not reachable the PostgreSQL variants are skipped
+locally but fail under CI=true, where the server must be there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from meeting_governance.config import Settings, load_settings
+from meeting_governance.context import AppContext, initialise
+
+POSTGRES_URL = os.environ.get("MG_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# Never let a developer's own MG_* variables leak into a test.
+for _name in list(os.environ):
+    if _name.startswith("MG_"):
+        del os.environ[_name]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = sqlalchemy.create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+_PG_OK: bool | None = None
+
+
+def postgres_ok() -> bool:
+    global _PG_OK
+    if _PG_OK is None:
+        _PG_OK = _postgres_available()
+    return _PG_OK
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a brand-new schema, dropped afterwards."""
+    if not postgres_ok():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}")
+        pytest.skip("PostgreSQL is not reachable")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every database test runs on both engines."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'home' / 'meeting-governance.db'}"
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def make_settings(home: Path, db_url: str | None = None, **overrides: object) -> Settings:
+    data: dict[str, object] = {"home": home}
+    if db_url:
+        data["database"] = {"url": db_url}
+    for key, value in overrides.items():
+        data[key] = value
+    return load_settings(None, **data)
+
+
+@pytest.fixture
+def settings(home: Path, db_url: str) -> Settings:
+    return make_settings(home, db_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[AppContext]:
+    """An initialised installation (config, keyring, migrated database) on either engine."""
+    initialise(settings, settings.home / "config.toml")
+    ctx = AppContext.open(settings)
+    ctx.actor = "test"
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def sqlite_app(home: Path) -> Iterator[AppContext]:
+    """The embedded default only (for tests that scan the SQLite file)."""
+    settings = make_settings(home)
+    initialise(settings, settings.home / "config.toml")
+    ctx = AppContext.open(settings)
+    ctx.actor = "test"
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def scan_for(root: Path, needles: list[bytes]) -> list[tuple[Path, bytes]]:
+    """Every (file, needle) pair where a known plaintext shows up under `root`."""
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for needle in needles:
+                if needle in data or needle.lower() in data.lower():
+                    hits.append((path, needle))
+    return hits
