@@ -23,7 +23,8 @@ from meeting_governance.config import Settings, load_settings
 from meeting_governance.context import AppContext
 from meeting_governance.observability import configure_logging
 
-console = Console(stderr=False, highlight=False)
+# Piped output (CI logs, `| less`) gets 120 columns instead of rich's 80.
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -8,22 +8,43 @@ embedded default (database, keys, temporary media, logs).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from meeting_governance.errors import ConfigError
 
 ENV_PREFIX = "MG_"
+
+
+def _str_list(value: Any) -> Any:
+    """A list from the environment: JSON (`["a","b"]`) or comma-separated (`a, b`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return value  # pydantic then says "Input should be a valid list"
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# Lists of strings read from `MG_…` variables are not JSON-decoded by pydantic-settings, so an
+# operator can write MG_GRAPH__ORGANIZERS=a@x.org,b@x.org (JSON lists work too).
+StrList = Annotated[list[str], NoDecode]
 
 
 def default_home() -> Path:
@@ -65,7 +86,7 @@ class GraphSettings(Section):
     base_url: str = "https://graph.microsoft.com/v1.0"
     scope: str = "https://graph.microsoft.com/.default"
     ca_bundle: str = ""
-    organizers: list[str] = Field(default_factory=list)
+    organizers: StrList = Field(default_factory=list)
     organizer_group_id: str = ""
     lookback_days: int = Field(30, ge=1, le=3650)
     connect_timeout_s: float = Field(10.0, gt=0)
@@ -78,21 +99,24 @@ class GraphSettings(Section):
     @field_validator("organizers", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return _str_list(value)
 
 
 class DownloadSettings(Section):
     max_bytes: int = Field(4 * 1024**3, ge=1)
     chunk_bytes: int = Field(1024 * 1024, ge=4096)
-    allowed_content_types: list[str] = Field(
+    allowed_content_types: StrList = Field(
         default_factory=lambda: ["video/mp4", "audio/mp4", "audio/mpeg", "audio/wav",
                                  "audio/x-wav", "audio/flac", "audio/ogg", "video/webm",
                                  "application/octet-stream"]
     )
     resume_attempts: int = Field(5, ge=0)
     staging_max_age_hours: float = Field(24.0, gt=0)
+
+    @field_validator("allowed_content_types", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        return _str_list(value)
 
 
 class GateSettings(Section):
@@ -144,6 +168,8 @@ class DaemonSettings(Section):
     process_batch: int = Field(10, ge=1)
     max_attempts: int = Field(8, ge=1)
     retry_base_seconds: float = Field(60.0, gt=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)  # 0: no /metrics and /healthz endpoint
 
 
 class WebSettings(Section):
@@ -252,6 +278,17 @@ def packaged_default_toml() -> Path:
     raise ConfigError("config/default.toml is missing from this installation; reinstall the package")
 
 
+def packaged_path(relative: str) -> Path:
+    """A file shipped with the package: `data/…` in a wheel, `config/…` or the package in a
+    checkout (`emulator/demo.toml`, `media/sample-1.m4a`)."""
+    here = Path(__file__).resolve().parent
+    repo_config = here.parent.parent / "config"
+    for candidate in (here / "data" / relative, repo_config / relative):
+        if candidate.exists():
+            return candidate
+    raise ConfigError(f"{relative} is missing from this installation; reinstall the package")
+
+
 def config_path(explicit: str | Path | None = None) -> Path | None:
     """Which file to read: `--config`, then `MG_CONFIG`, then `$MG_HOME/config.toml` if present."""
     if explicit:
@@ -267,12 +304,11 @@ def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in error.get("loc", ()))
     msg = error.get("msg", "invalid")
     if error.get("type") == "extra_forbidden":
-        section, _, key = loc.rpartition(".")
-        where = f"[{section}] " if section else ""
-        return f"unknown key {where}{key!r}: remove it or check its spelling against config/default.toml"
+        # Dotted, not "[section]": the CLI prints through rich, which would eat a bracket pair.
+        return f"unknown key {loc!r}: remove it or check its spelling against config/default.toml"
     allowed = ""
     ctx = error.get("ctx") or {}
-    if "expected" in ctx:
+    if "expected" in ctx and str(ctx["expected"]) not in msg:
         allowed = f" (allowed: {ctx['expected']})"
     env_name = ENV_PREFIX + loc.replace(".", "__").upper()
     return f"{loc}: {msg}{allowed} — set it in the config file or with {env_name}"
@@ -295,6 +331,12 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     data.update(overrides)
     try:
         settings = Settings(**data)
+    except SettingsError as exc:
+        # An MG_<SECTION>__<KEY> variable for a list or table that is not valid JSON.
+        names = sorted(n for n in os.environ if n.startswith(ENV_PREFIX) and "__" in n)
+        raise ConfigError(f"invalid environment override ({exc}): list and table values need "
+                          f"JSON, e.g. '{{\"key\": \"value\"}}'; set: {', '.join(names) or 'none'}"
+                          ) from None
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
         source = f" in {file}" if file else ""

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sqlmodel import col, select
 
-from meeting_governance.commands._stub import not_built
+from meeting_governance import formats
+from meeting_governance.cliutil import app_context, console, err_console, print_json, print_table, state
+from meeting_governance.errors import InputError, NotFoundError
+from meeting_governance.models import Recording, Transcript
 
 recordings_app = typer.Typer(help="Recordings discovered from Graph and their states.",
                              no_args_is_help=True)
-transcript_app = typer.Typer(help="Stored transcripts: list, show, export, edit.",
-                             no_args_is_help=True)
+transcript_app = typer.Typer(help="Stored transcripts: list, show, export.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,51 +26,200 @@ def register(app: typer.Typer) -> None:
     app.add_typer(transcript_app, name="transcript")
 
 
-def demo(ctx: typer.Context) -> None:
-    """Start the Graph emulator with sample meetings and run the whole pipeline once."""
-    not_built("demo")
+def demo(
+    ctx: typer.Context,
+    keep: bool = typer.Option(False, "--keep", help="Keep the previous demo's data instead of "
+                              "starting afresh."),
+) -> None:
+    """Start the Graph emulator with sample meetings, register opt-outs, run the whole pipeline
+    once and print a summary. Uses its own data dir ($MG_HOME/demo), never your real one."""
+    from meeting_governance.demo import run_demo
+
+    run_demo(state(ctx).settings(), keep=keep, console=console)
 
 
-def daemon(ctx: typer.Context) -> None:
-    """Run poll, process and purge on their schedules until SIGTERM."""
-    not_built("daemon")
+def daemon(
+    ctx: typer.Context,
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Worker processes on this host (PostgreSQL only for > 1)."),
+) -> None:
+    """Run poll, process and purge on their schedules until SIGTERM or SIGINT."""
+    from meeting_governance.daemon import run_daemon
+
+    st = state(ctx)
+    run_daemon(st.settings(), workers=workers, config_file=st.config)
 
 
-def poll(ctx: typer.Context) -> None:
-    """One discovery pass over the organisers in scope."""
-    not_built("poll")
+def poll(ctx: typer.Context,
+         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """One discovery pass over the organisers in scope (graph.organizers)."""
+    from meeting_governance.graph import GraphClient
+    from meeting_governance.pipeline import poll as run_poll
+
+    app = app_context(ctx)
+    if not app.settings.graph.organizers:
+        raise InputError("no organisers in scope: set graph.organizers in the config file or "
+                         "MG_GRAPH__ORGANIZERS (comma-separated Entra object ids)")
+    with GraphClient.from_settings(app.settings.graph) as graph:
+        report = run_poll(app, graph)
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"Polled {report.organizers} organisers: {report.new} new recordings "
+                  f"({report.seen} listed).")
+    for error in report.errors:
+        err_console.print(f"[yellow]warning:[/] {error}")
+    if report.errors:
+        raise typer.Exit(1)
 
 
-def process(ctx: typer.Context,
-            limit: int = typer.Option(10, "--limit", min=1, help="At most this many.")) -> None:
-    """Take pending recordings through the pipeline once."""
-    not_built("process")
+def process(
+    ctx: typer.Context,
+    limit: int = typer.Option(10, "--limit", min=1, help="At most this many recordings."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON."),
+) -> None:
+    """Take pending recordings through the pipeline once (gate, download, transcribe, store)."""
+    from meeting_governance.pipeline import Services
+    from meeting_governance.pipeline import process as run_process
+
+    app = app_context(ctx)
+    services = Services.from_app(app)
+    try:
+        with err_console.status("processing recordings…") as status:
+            report = run_process(app, services, limit=limit, on_item=lambda o: status.update(
+                f"recording {o.recording_id}: {o.state}"))
+    finally:
+        services.close()
+    if as_json:
+        print_json([o.__dict__ for o in report.outcomes])
+        return
+    if not report.outcomes:
+        console.print("Nothing to process.")
+        return
+    print_table("Processed", ["recording", "state", "reason", "transcript"],
+                [[o.recording_id, o.state, o.reason, o.transcript_id] for o in report.outcomes])
 
 
 @recordings_app.command("list")
-def recordings_list(ctx: typer.Context,
-                    as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def recordings_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout only."),
+    state_filter: str | None = typer.Option(None, "--state", help="Only this state."),
+) -> None:
     """Every recording with its state and reason."""
-    not_built("recordings list")
+    app = app_context(ctx)
+    with app.session() as session:
+        query = select(Recording).order_by(col(Recording.id))
+        if state_filter:
+            query = query.where(Recording.state == state_filter)
+        rows = session.exec(query).all()
+    data = [{"id": r.id, "recording_id": r.graph_recording_id, "meeting_id": r.meeting_id,
+             "organizer_id": r.organizer_id, "state": r.state, "reason": r.reason,
+             "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
+             "updated_at": r.updated_at} for r in rows]
+    if as_json:
+        print_json(data)
+        return
+    print_table("Recordings", ["id", "state", "reason", "attempts", "updated"],
+                [[d["id"], d["state"], d["reason"], d["attempts"], d["updated_at"]] for d in data])
+
+
+@recordings_app.command("retry")
+def recordings_retry(ctx: typer.Context,
+                     recording: int = typer.Argument(..., help="Recording id (the `id` column).")) -> None:
+    """Make a failed or waiting recording due again now (after fixing its cause)."""
+    app = app_context(ctx)
+    with app.session() as session:
+        rec = session.get(Recording, recording)
+        if rec is None:
+            raise NotFoundError(f"recording {recording} does not exist: see `recordings list`")
+        if rec.state not in ("failed", "waiting"):
+            raise InputError(f"recording {recording} is {rec.state}; only failed or waiting "
+                             "recordings can be retried")
+        rec.next_attempt_at = app.clock.now()
+        session.add(rec)
+        app.audit(session, "recording.retry", target_type="recording", target_id=str(rec.id))
+    console.print(f"Recording {recording} is due again; run `meeting-governance process`.")
 
 
 @transcript_app.command("list")
-def transcript_list(ctx: typer.Context,
-                    as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Stored transcripts (metadata only)."""
-    not_built("transcript list")
+def transcript_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout only."),
+    include_purged: bool = typer.Option(False, "--include-purged", help="Also list tombstones."),
+) -> None:
+    """Stored transcripts (metadata only; nothing is decrypted)."""
+    app = app_context(ctx)
+    with app.session() as session:
+        query = select(Transcript).order_by(col(Transcript.created_at))
+        if not include_purged:
+            query = query.where(col(Transcript.purged_at).is_(None))
+        rows = session.exec(query).all()
+    data = [{"id": t.id, "recording_id": t.recording_id, "meeting_id": t.meeting_id,
+             "meeting_start": t.meeting_start, "duration_s": round(t.duration_s, 1),
+             "language": t.language, "model": t.model, "version": t.version,
+             "retention_policy": t.retention_policy, "retain_until": t.retain_until,
+             "legal_hold": t.legal_hold, "purged_at": t.purged_at} for t in rows]
+    if as_json:
+        print_json(data)
+        return
+    print_table("Transcripts", ["id", "meeting start", "seconds", "lang", "policy",
+                                "retain until", "hold"],
+                [[d["id"], d["meeting_start"], d["duration_s"], d["language"],
+                  d["retention_policy"], d["retain_until"], d["legal_hold"]] for d in data])
+
+
+def _read(ctx: typer.Context, transcript_id: str, reason: str) -> tuple[dict, str | None]:
+    from meeting_governance.store import get_transcript, read_content
+
+    app = app_context(ctx)
+    with app.session() as session:
+        row = get_transcript(session, transcript_id)
+        content = read_content(app, session, row)
+        subject = app.vault.open_text(session, row.subject_item) if row.subject_item else None
+        app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
+                  reason=reason or "not given")
+    return content, subject
 
 
 @transcript_app.command("show")
-def transcript_show(ctx: typer.Context, transcript_id: str = typer.Argument(...),
-                    reason: str = typer.Option("", "--reason", help="Why (audited).")) -> None:
-    """Decrypt and print one transcript (the access is audited)."""
-    not_built("transcript show")
+def transcript_show(
+    ctx: typer.Context,
+    transcript_id: str = typer.Argument(..., help="Transcript id (see `transcript list`)."),
+    reason: str = typer.Option("", "--reason", help="Why you read it (goes to the audit log)."),
+) -> None:
+    """Decrypt and print one transcript; the access is audited (who and why)."""
+    content, subject = _read(ctx, transcript_id, reason)
+    result = formats.from_json(__import__("json").dumps(content))
+    if subject:
+        console.print(f"[bold]{subject}[/]", markup=True, highlight=False)
+    console.print(f"language {result.language}, {result.duration:.1f} s, model {result.model}")
+    for seg in result.segments:
+        console.print(f"[{formats.vtt_timestamp(seg.start)}] {seg.text}", markup=False,
+                      highlight=False)
 
 
 @transcript_app.command("export")
-def transcript_export(ctx: typer.Context, transcript_id: str = typer.Argument(...),
-                      fmt: str = typer.Option("vtt", "--format", help="vtt|srt|json|txt"),
-                      out: Path | None = typer.Option(None, "--out", help="File to write.")) -> None:
-    """Export one transcript as WebVTT, SRT, JSON or text."""
-    not_built("transcript export")
+def transcript_export(
+    ctx: typer.Context,
+    transcript_id: str = typer.Argument(..., help="Transcript id (see `transcript list`)."),
+    fmt: str = typer.Option("vtt", "--format", help="vtt | srt | json | txt"),
+    out: Path | None = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
+    reason: str = typer.Option("", "--reason", help="Why you export it (audited)."),
+) -> None:
+    """Export one transcript as WebVTT (what Teams uses), SRT, JSON or text (audited)."""
+    import json
+
+    if fmt not in formats.FORMATS:
+        raise InputError(f"--format {fmt!r} is not supported; allowed: {', '.join(formats.FORMATS)}")
+    content, _ = _read(ctx, transcript_id, reason or f"export {fmt}")
+    text = formats.render(formats.from_json(json.dumps(content)), fmt)
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        import os
+
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        err_console.print(f"wrote {out} (mode 0600: it holds plaintext — delete it when done)")

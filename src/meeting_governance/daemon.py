@@ -1,0 +1,296 @@
+"""`meeting-governance daemon`: APScheduler 3 runs poll, process and purge on their schedules.
+
+- The job store is the application database (SQLAlchemyJobStore), so schedules survive restarts.
+- SIGTERM/SIGINT: no new item is started; the one in hand finishes (or, if the process is killed
+  outright, its lease expires and another worker resumes it from its last durable state).
+- SQLite is one daemon per database (a second one is refused); on PostgreSQL any number of
+  daemons on any number of hosts share the work (leases + `FOR UPDATE SKIP LOCKED`), the poller
+  and the purge each run in one process at a time (advisory locks).
+- `/healthz` and Prometheus `/metrics` on `daemon.metrics_host:metrics_port`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import generate_latest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from meeting_governance.config import Settings, load_settings
+from meeting_governance.context import AppContext, worker_identity
+from meeting_governance.db import is_sqlite
+from meeting_governance.errors import ConfigError, GovernanceError, LockedError
+from meeting_governance.locks import acquire_row_lock, exclusive, release_row_lock
+from meeting_governance.models import Recording
+from meeting_governance.observability import METRICS, configure_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What the scheduled jobs share inside one daemon process."""
+
+    app: AppContext
+    worker: str
+    stopping: threading.Event = field(default_factory=threading.Event)
+    services: Any = None
+    last: dict[str, str] = field(default_factory=dict)
+
+    def get_services(self) -> Any:
+        if self.services is None:
+            from meeting_governance.pipeline import Services
+
+            self.services = Services.from_app(self.app)
+        return self.services
+
+
+_RUNTIME: Runtime | None = None
+
+
+def _runtime() -> Runtime:
+    if _RUNTIME is None:
+        raise RuntimeError("daemon runtime not started")
+    return _RUNTIME
+
+
+# Jobs are module-level functions: the job store keeps a reference, not a pickled closure.
+def poll_job() -> None:
+    """Discovery, in one process at a time across all hosts."""
+    from meeting_governance.graph import GraphClient
+    from meeting_governance.pipeline import poll
+
+    rt = _runtime()
+    if rt.stopping.is_set():
+        return
+    with exclusive(rt.app, "poller", rt.worker) as mine:
+        if not mine:
+            log.info("poll skipped: another worker is polling")
+            return
+        try:
+            with GraphClient.from_settings(rt.app.settings.graph) as graph:
+                report = poll(rt.app, graph)
+            rt.last["poll"] = rt.app.clock.now().isoformat()
+            log.info("poll job", extra={"new": report.new, "errors": len(report.errors)})
+        except GovernanceError as exc:
+            log.warning("poll job failed", extra={"error": type(exc).__name__})
+
+
+def process_job() -> None:
+    from meeting_governance.pipeline import process
+
+    rt = _runtime()
+    if rt.stopping.is_set():
+        return
+    try:
+        report = process(rt.app, rt.get_services(), limit=rt.app.settings.daemon.process_batch,
+                         worker=rt.worker, should_stop=rt.stopping.is_set)
+        rt.last["process"] = rt.app.clock.now().isoformat()
+        if report.outcomes:
+            log.info("process job", extra={"items": len(report.outcomes)})
+    except GovernanceError as exc:
+        log.warning("process job failed", extra={"error": type(exc).__name__})
+
+
+def purge_job() -> None:
+    from meeting_governance import purge as purge_module
+
+    rt = _runtime()
+    if rt.stopping.is_set():
+        return
+    try:
+        report = purge_module.purge(rt.app, as_of=rt.app.clock.now())
+        rt.last["purge"] = rt.app.clock.now().isoformat()
+        log.info("purge job", extra={"purged": getattr(report, "purged", None)})
+    except LockedError:
+        log.info("purge skipped: another worker is purging")
+    except GovernanceError as exc:
+        log.warning("purge job failed", extra={"error": type(exc).__name__})
+
+
+def lock_job() -> None:
+    """Renew this daemon's SQLite lock; if another daemon took it over, stop cleanly."""
+    rt = _runtime()
+    try:
+        _hold_daemon_lock(rt)
+    except LockedError:
+        log.error("daemon lock lost to another process; stopping")
+        rt.stopping.set()
+
+
+def _hold_daemon_lock(rt: Runtime) -> None:
+    if not is_sqlite(rt.app.engine):
+        return
+    ttl = timedelta(seconds=max(rt.app.settings.daemon.lease_seconds, 30))
+    holder = acquire_row_lock(rt.app, "daemon", rt.worker, ttl)
+    if holder is not None:
+        raise LockedError(
+            f"another daemon ({holder}) is running on this SQLite database; SQLite supports one "
+            "daemon. Stop it first, or move to PostgreSQL (MG_DATABASE__URL) for several workers")
+
+
+# -- health and metrics ---------------------------------------------------------------------
+
+def _recordings_by_state(app: AppContext) -> dict[str, int]:
+    with Session(app.engine) as session:
+        rows = session.exec(select(Recording.state, func.count()).group_by(Recording.state)).all()
+    return {state: int(count) for state, count in rows}
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    runtime: Runtime
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        rt = self.runtime
+        if self.path.startswith("/metrics"):
+            for state, count in _recordings_by_state(rt.app).items():
+                METRICS.recordings.labels(state=state).set(count)
+            body = generate_latest(METRICS.registry)
+            self._send(200, body, "text/plain; version=0.0.4")
+        elif self.path.startswith("/healthz"):
+            try:
+                counts = _recordings_by_state(rt.app)
+                status, code = "ok", 200
+            except GovernanceError:
+                counts, status, code = {}, "database unavailable", 503
+            payload = {"status": status, "worker": rt.worker, "recordings": counts,
+                       "last_runs": rt.last, "stopping": rt.stopping.is_set()}
+            self._send(code, json.dumps(payload).encode(), "application/json")
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    def _send(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _start_health(rt: Runtime) -> ThreadingHTTPServer | None:
+    settings = rt.app.settings.daemon
+    if not settings.metrics_port:
+        return None
+    handler = type("HealthHandler", (_HealthHandler,), {"runtime": rt})
+    try:
+        server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), handler)
+    except OSError as exc:
+        raise ConfigError(f"daemon.metrics_port {settings.metrics_port} cannot be used ({exc}); "
+                          "pick a free port or set it to 0") from exc
+    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
+    return server
+
+
+# -- the daemon -----------------------------------------------------------------------------
+
+def build_scheduler(rt: Runtime, *, only_process: bool = False) -> BackgroundScheduler:
+    daemon = rt.app.settings.daemon
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=rt.app.engine,
+                                                 tablename="apscheduler_jobs")},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        timezone="UTC",
+    )
+    prefix = "" if not only_process else f"{rt.worker}:"
+    scheduler.add_job(f"{__name__}:process_job", IntervalTrigger(seconds=daemon.process_interval_seconds),
+                      id=f"{prefix}process", replace_existing=True)
+    if not only_process:
+        scheduler.add_job(f"{__name__}:poll_job", IntervalTrigger(minutes=daemon.poll_interval_minutes),
+                          id="poll", replace_existing=True)
+        scheduler.add_job(f"{__name__}:purge_job", CronTrigger.from_crontab(daemon.purge_cron,
+                                                                              timezone="UTC"),
+                          id="purge", replace_existing=True)
+    if is_sqlite(rt.app.engine):
+        scheduler.add_job(f"{__name__}:lock_job",
+                          IntervalTrigger(seconds=max(daemon.lease_seconds // 3, 10)),
+                          id="daemon-lock", replace_existing=True)
+    return scheduler
+
+
+def serve(settings: Settings, *, only_process: bool = False,
+          stop_event: threading.Event | None = None) -> None:
+    """Run one daemon process until signalled (or `stop_event` is set, for tests)."""
+    global _RUNTIME
+    configure_logging(settings.logging.level, settings.log_file)
+    app = AppContext.open(settings)
+    worker = settings.daemon.worker_id or worker_identity()
+    app.actor = f"worker:{worker}"
+    rt = Runtime(app=app, worker=worker, stopping=stop_event or threading.Event())
+    _RUNTIME = rt
+    _hold_daemon_lock(rt)
+    health = None if only_process else _start_health(rt)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("stop requested", extra={"signal": signum})
+        rt.stopping.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    scheduler = build_scheduler(rt, only_process=only_process)
+    scheduler.start()
+    log.info("daemon started", extra={"worker": worker, "only_process": only_process})
+    try:
+        # Run the first passes at once rather than after the first interval.
+        if not only_process:
+            scheduler.modify_job("poll", next_run_time=app.clock.now())
+        scheduler.modify_job(f"{'' if not only_process else worker + ':'}process",
+                             next_run_time=app.clock.now() + timedelta(seconds=1))
+        while not rt.stopping.wait(0.5):
+            pass
+    finally:
+        scheduler.shutdown(wait=True)  # lets the item in hand finish
+        if health is not None:
+            health.shutdown()
+        if rt.services is not None:
+            rt.services.close()
+        if is_sqlite(app.engine):
+            release_row_lock(app, "daemon", worker)
+        log.info("daemon stopped", extra={"worker": worker})
+        app.close()
+        _RUNTIME = None
+
+
+def _child(config_file: str | None, home: str) -> None:
+    os.environ["MG_HOME"] = home
+    serve(load_settings(config_file), only_process=True)
+
+
+def run_daemon(settings: Settings, *, workers: int = 1, config_file: Path | None = None) -> None:
+    """The CLI entry: this process schedules everything; `workers - 1` more only process."""
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        raise ConfigError("--workers > 1 needs PostgreSQL (database.url / MG_DATABASE__URL): "
+                          "SQLite supports one daemon process")
+    children: list[Any] = []
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(workers - 1):
+        child = ctx.Process(target=_child, args=(str(config_file) if config_file else None,
+                                                 str(settings.home)), daemon=False)
+        child.start()
+        children.append(child)
+    try:
+        serve(settings)
+    finally:
+        for child in children:
+            if child.pid and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(timeout=600)

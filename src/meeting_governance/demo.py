@@ -1,0 +1,146 @@
+"""`meeting-governance demo`: the whole product on a fresh machine, with no tenant.
+
+Starts the Graph emulator (loopback HTTPS, its own throwaway CA) with sample meetings whose
+media are short real-speech clips shipped in the package, registers the sample opt-outs through
+the CSV import, runs discovery and the pipeline once, and prints what happened and why. It works
+in its own data directory ($MG_HOME/demo), so it never touches a real installation.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import col, select
+
+from meeting_governance import formats
+from meeting_governance.config import Settings, load_settings, packaged_path
+from meeting_governance.context import AppContext, initialise
+from meeting_governance.graph import GraphClient
+from meeting_governance.graph.emulator import EmulatorServer, load_scenario
+from meeting_governance.models import Recording, Transcript
+from meeting_governance.observability import configure_logging
+from meeting_governance.optouts import import_csv
+from meeting_governance.pipeline import Services, poll, process
+from meeting_governance.store import read_content
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    home: Path
+    recordings: dict[str, int]
+    transcripts: tuple[str, ...]
+
+
+def _demo_config(home: Path, emulator: EmulatorServer) -> str:
+    organizers = ", ".join(f'"{o.id}"' for o in emulator.scenario.organizers)
+    return (
+        "# Written by `meeting-governance demo`: the emulator's address changes every run.\n"
+        "[graph]\n"
+        f'tenant_id = "{emulator.tenant_id}"\n'
+        f'client_id = "{emulator.client_id}"\n'
+        f'authority_host = "{emulator.authority_host}"\n'
+        f'base_url = "{emulator.base_url}"\n'
+        f'ca_bundle = "{emulator.ca_bundle}"\n'
+        f"organizers = [{organizers}]\n"
+        "max_retries = 3\n"
+        "backoff_base_s = 0.1\n"
+        "[gate]\n"
+        "participants_deadline_hours = 0.001  # the sample meetings are weeks old\n"
+        "[daemon]\n"
+        "process_batch = 20\n"
+    )
+
+
+def run_demo(base: Settings, *, keep: bool = False, console: Console | None = None) -> DemoResult:
+    """Run the demo end to end and print a summary; returns what it did (for tests)."""
+    console = console or Console()
+    home = base.home / "demo"
+    if home.exists() and not keep:
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    scenario = load_scenario(packaged_path("emulator/demo.toml"))
+    media_dir = packaged_path("media/manifest.json").parent
+    emulator = EmulatorServer(scenario, media_dir=media_dir, state_dir=home / "emulator")
+    with emulator:
+        console.print(f"Graph emulator listening on {emulator.authority_host} "
+                      f"(sample tenant, {len(scenario.organizers)} organisers)")
+        config_file = home / "config.toml"
+        config_file.write_text(_demo_config(home, emulator), encoding="utf-8")
+        config_file.chmod(0o600)
+        # The client secret stays in memory: the config file written above never holds it.
+        graph = emulator.graph_settings(max_retries=3, backoff_base_s=0.1).model_dump()
+        settings = load_settings(config_file, graph=graph)
+        # MG_HOME in the environment would beat a keyword: pin the demo's own directory.
+        settings = settings.model_copy(update={"home": home})
+        initialise(settings, config_file)
+        configure_logging(settings.logging.level, settings.log_file)
+        app = AppContext.open(settings)
+        app.actor = "demo"
+        try:
+            return _run(app, emulator, console)
+        finally:
+            app.close()
+
+
+def _run(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoResult:
+    csv_text = packaged_path("emulator/demo-optouts.csv").read_text(encoding="utf-8")
+    with app.session() as session:
+        added = import_csv(app, session, csv_text, actor="demo")
+    console.print(f"Registered {len(added)} sample opt-outs (CSV import).")
+    with GraphClient.from_settings(app.settings.graph) as graph:
+        report = poll(app, graph)
+    console.print(f"Discovered {report.new} recordings from Microsoft Graph (emulated).")
+    services = Services.from_app(app)
+    try:
+        with console.status("Transcribing locally with Whisper…") as status:
+            process(app, services, limit=100, on_item=lambda o: status.update(
+                f"recording {o.recording_id}: {o.state}"))
+    finally:
+        services.close()
+    return _summary(app, emulator, console)
+
+
+def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoResult:
+    table = Table(title="Demo: what happened to each recording")
+    table.add_column("#")
+    table.add_column("state")
+    table.add_column("why", max_width=60)
+    table.add_column("transcript (first words)", max_width=50)
+    counts: dict[str, int] = {}
+    transcripts: list[str] = []
+    content_requests = [r for r in emulator.requests.all() if r.path.endswith("/content")]
+    with app.session() as session:
+        recs = session.exec(select(Recording).order_by(col(Recording.id))).all()
+        for rec in recs:
+            counts[rec.state] = counts.get(rec.state, 0) + 1
+            row = session.exec(select(Transcript).where(Transcript.recording_id == rec.id)).first()
+            words = ""
+            if row is not None:
+                transcripts.append(row.id)
+                content = read_content(app, session, row)
+                text = formats.to_txt(formats.from_json(json.dumps(content)).segments)
+                words = f"{row.id[:8]}…: " + " ".join(text.split()[:7]) + " …"
+                app.audit(session, "transcript.read", target_type="transcript",
+                          target_id=row.id, reason="demo summary")
+            table.add_row(str(rec.id), rec.state, rec.reason, words)
+    console.print(table)
+    console.print(f"Media downloads requested from Graph: {len(content_requests)} "
+                  "(blocked recordings are never fetched).")
+    console.print(f"Data directory: {app.settings.home} (transcripts encrypted in "
+                  f"{app.settings.database_url.split('///')[-1]})")
+    if transcripts:
+        console.print("Read one (decrypts and audits the access):")
+        console.print(f"  MG_HOME={app.settings.home} meeting-governance transcript show "
+                      f"{transcripts[0]} --reason demo", markup=False, highlight=False)
+        console.print(f"  MG_HOME={app.settings.home} meeting-governance transcript export "
+                      f"{transcripts[0]} --format vtt", markup=False, highlight=False)
+    console.print(f"  MG_HOME={app.settings.home} meeting-governance recordings list",
+                  markup=False, highlight=False)
+    console.print(f"  MG_HOME={app.settings.home} meeting-governance audit verify",
+                  markup=False, highlight=False)
+    return DemoResult(app.settings.home, counts, tuple(transcripts))

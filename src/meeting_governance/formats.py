@@ -1,0 +1,161 @@
+"""Transcript exports: WebVTT (what Teams itself produces), SRT, plain text and JSON.
+
+JSON is the stored form (it round-trips exactly through `from_json`); the others are renderings
+for people and players. Cue text is kept on one line: a blank line would end a cue early, and in
+WebVTT `&`, `<` and `>` must be escaped (escaping `>` also defuses a `-->` inside the text).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from meeting_governance.errors import InputError
+from meeting_governance.transcribe import Segment, TranscriptResult
+
+FORMATS = ("vtt", "srt", "json", "txt")
+JSON_VERSION = 1
+MEDIA_TYPES = {
+    "vtt": "text/vtt; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+}
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _one_line(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = max(0, round(seconds * 1000)) if math.isfinite(seconds) else 0
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def vtt_timestamp(seconds: float) -> str:
+    """`HH:MM:SS.mmm`, the form WebVTT requires (hours always present, for long meetings)."""
+    return _clock(seconds, ".")
+
+
+def srt_timestamp(seconds: float) -> str:
+    """`HH:MM:SS,mmm`: SRT's comma before the milliseconds."""
+    return _clock(seconds, ",")
+
+
+def escape_vtt(text: str) -> str:
+    """Cue text safe for WebVTT: entities for `&`, `<`, `>`; one line, no blank lines."""
+    return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _spoken(segments: Iterable[Segment]) -> list[Segment]:
+    # An empty cue is malformed SRT and an empty WebVTT cue ends in a blank line: leave it out.
+    return [s for s in segments if _one_line(s.text)]
+
+
+def to_vtt(segments: Iterable[Segment]) -> str:
+    """WebVTT with one numbered cue per segment that has words."""
+    lines = ["WEBVTT", ""]
+    for index, segment in enumerate(_spoken(segments), start=1):
+        lines += [
+            str(index),
+            f"{vtt_timestamp(segment.start)} --> {vtt_timestamp(segment.end)}",
+            escape_vtt(segment.text),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def to_srt(segments: Iterable[Segment]) -> str:
+    """SubRip: numbered cues, comma milliseconds, text on one line."""
+    lines: list[str] = []
+    for index, segment in enumerate(_spoken(segments), start=1):
+        lines += [
+            str(index),
+            f"{srt_timestamp(segment.start)} --> {srt_timestamp(segment.end)}",
+            _one_line(segment.text),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def to_txt(segments: Iterable[Segment]) -> str:
+    """The words only, one segment per line."""
+    return "".join(_one_line(s.text) + "\n" for s in _spoken(segments))
+
+
+def to_json(result: TranscriptResult) -> str:
+    """The stored form: every field of the result, exactly; UTF-8 text, not ASCII escapes."""
+    document = {
+        "version": JSON_VERSION,
+        "model": result.model,
+        "language": result.language,
+        "language_probability": result.language_probability,
+        "duration": result.duration,
+        "segments": [{"start": s.start, "end": s.end, "text": s.text} for s in result.segments],
+    }
+    return json.dumps(document, ensure_ascii=False, allow_nan=False)
+
+
+def from_json(text: str) -> TranscriptResult:
+    """Parse what `to_json` wrote; anything else raises InputError, not a KeyError."""
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict) or document.get("version") != JSON_VERSION:
+            raise ValueError(f"expected a JSON object with version {JSON_VERSION}")
+        segments = tuple(_segment(item) for item in document["segments"])
+        return TranscriptResult(
+            segments=segments,
+            language=_typed(document["language"], str),
+            language_probability=float(_number(document["language_probability"])),
+            duration=float(_number(document["duration"])),
+            model=_typed(document["model"], str),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"not a transcript JSON document ({type(exc).__name__}: {exc}); "
+            "export it again with `transcript export ID --format json`"
+        ) from None
+
+
+def _segment(item: Any) -> Segment:
+    if not isinstance(item, dict):
+        raise TypeError("a segment must be an object")
+    return Segment(
+        start=float(_number(item["start"])),
+        end=float(_number(item["end"])),
+        text=_typed(item["text"], str),
+    )
+
+
+def _number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return value
+
+
+def _typed(value: Any, kind: type[str]) -> str:
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def render(result: TranscriptResult, fmt: str) -> str:
+    """One of FORMATS; an unknown name is the caller's input error, listed with the choices."""
+    name = fmt.lower().lstrip(".")
+    if name == "vtt":
+        return to_vtt(result.segments)
+    if name == "srt":
+        return to_srt(result.segments)
+    if name == "txt":
+        return to_txt(result.segments)
+    if name == "json":
+        return to_json(result)
+    raise InputError(f"unknown transcript format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,38 @@
+"""A Microsoft Graph + sign-in emulator on loopback HTTPS, for the demo and the tests."""
+
+from meeting_governance.graph.emulator.faults import Faults, LoggedRequest, RequestLog
+from meeting_governance.graph.emulator.scenario import (
+    AttendanceRecord,
+    AttendanceReport,
+    Attendee,
+    Group,
+    Meeting,
+    Organizer,
+    Recording,
+    Scenario,
+    default_media_dir,
+    default_scenario_path,
+    load_scenario,
+    scenario_from_dict,
+)
+from meeting_governance.graph.emulator.server import EmulatorServer, run_emulator
+
+__all__ = [
+    "AttendanceRecord",
+    "AttendanceReport",
+    "Attendee",
+    "EmulatorServer",
+    "Faults",
+    "Group",
+    "LoggedRequest",
+    "Meeting",
+    "Organizer",
+    "Recording",
+    "RequestLog",
+    "Scenario",
+    "default_media_dir",
+    "default_scenario_path",
+    "load_scenario",
+    "run_emulator",
+    "scenario_from_dict",
+]

@@ -1,0 +1,29 @@
+"""`python -m meeting_governance.graph.emulator`: the emulator without the CLI around it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from meeting_governance.graph.emulator.scenario import default_media_dir, default_scenario_path
+from meeting_governance.graph.emulator.server import run_emulator
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Microsoft Graph + sign-in emulator (HTTPS).")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--scenario", type=Path, default=None,
+                        help="scenario TOML (default: the shipped demo)")
+    parser.add_argument("--media-dir", type=Path, default=None,
+                        help="where recordings' media files are (default: the shipped clips)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="CA bundle and keys (default: $MG_HOME/emulator)")
+    args = parser.parse_args(argv)
+    home = Path(os.environ.get("MG_HOME") or Path.home() / ".local/share/meeting-governance")
+    run_emulator(args.port, args.scenario or default_scenario_path(),
+                 args.media_dir or default_media_dir(), args.state_dir or home / "emulator")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""The Graph half of the emulator: routes and JSON shapes as in Microsoft's API reference.
+
+Pure functions of (state, path, query) → (status, JSON); the server does the transport,
+faults and downloads. Paths arrive percent-encoded and are split *before* decoding, so an
+id holding `%2F` stays one segment.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
+
+from meeting_governance.graph.emulator.scenario import (
+    AttendanceRecord,
+    Attendee,
+    Meeting,
+    Recording,
+    Scenario,
+)
+
+_USERS_FN = re.compile(r"^users\((.*)\)$")
+_FN_CALL = re.compile(r"^getAllRecordings\((.*)\)$")
+_FN_ARG = re.compile(r"(\w+)=('(?:[^']|'')*'|[^,]*)")
+
+
+class ApiError(Exception):
+    """A Graph error answer: status, code and message go into Graph's error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if value else None
+
+
+def _literal(raw: str) -> str:
+    """Decode one OData literal (`'a''b'` or a bare value) from the raw path."""
+    text = unquote(raw)
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    return text
+
+
+def _parse_dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "BadRequest", "Invalid date-time in function parameters.") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _encode_state(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def _decode_state(token: str) -> dict[str, Any]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        raise ApiError(400, "BadRequest", "The skip or delta token is invalid.") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "BadRequest", "The skip or delta token is invalid.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    organizer: str
+    rest: tuple[str, ...]  # raw (still encoded) segments after the user
+
+
+def parse_route(raw_path: str) -> Route:
+    """`/v1.0/users/{id}/…` or `/v1.0/users('{id}')/…` → organizer id and the raw rest."""
+    segments = raw_path.split("/")[2:]  # drop "" and "v1.0"
+    if not segments:
+        raise ApiError(400, "BadRequest", "Resource not found for the segment ''.")
+    head = segments[0]
+    match = _USERS_FN.match(head)
+    if match:
+        return Route(_literal(match.group(1)), tuple(segments[1:]))
+    if head == "users" and len(segments) >= 2:
+        return Route(unquote(segments[1]), tuple(segments[2:]))
+    raise ApiError(400, "BadRequest", f"Resource not found for the segment '{unquote(head)}'.")
+
+
+class GraphState:
+    """Scenario data plus recordings added at runtime, each with an increasing sequence."""
+
+    def __init__(self, scenario: Scenario, base_url: str) -> None:
+        self.scenario = scenario
+        self.base_url = base_url
+        self._lock = threading.Lock()
+        self._recordings: list[tuple[int, Recording]] = [
+            (i + 1, r) for i, r in enumerate(scenario.recordings)
+        ]
+        self.extra_meetings: dict[str, Meeting] = {}
+
+    def add_recording(self, recording: Recording) -> None:
+        with self._lock:
+            seq = self._recordings[-1][0] + 1 if self._recordings else 1
+            self._recordings.append((seq, recording))
+
+    def add_meeting(self, meeting: Meeting) -> None:
+        with self._lock:
+            self.extra_meetings[meeting.id] = meeting
+
+    def recordings(self) -> list[tuple[int, Recording]]:
+        with self._lock:
+            return list(self._recordings)
+
+    def meeting(self, meeting_id: str) -> Meeting | None:
+        with self._lock:
+            extra = self.extra_meetings.get(meeting_id)
+        return extra or self.scenario.meeting(meeting_id)
+
+    def recording(self, meeting_id: str, recording_id: str) -> Recording | None:
+        return next((r for _, r in self.recordings()
+                     if r.id == recording_id and r.meeting == meeting_id), None)
+
+    # -- JSON shapes -------------------------------------------------------------------------
+    def _user_identity(self, user_id: str, display_name: str | None = None,
+                       tenant: str | None = None) -> dict[str, Any]:
+        return {"id": user_id, "displayName": display_name,
+                "tenantId": tenant or self.scenario.tenant_id}
+
+    def recording_json(self, organizer: str, rec: Recording) -> dict[str, Any]:
+        content = (f"{self.base_url}/users/{quote(organizer, safe='')}/onlineMeetings/"
+                   f"{quote(rec.meeting, safe='')}/recordings/{quote(rec.id, safe='')}/content")
+        return {
+            "@odata.type": "#microsoft.graph.callRecording",
+            "id": rec.id,
+            "meetingId": rec.meeting,
+            "callId": rec.call_id or None,
+            "contentCorrelationId": hashlib.sha256(rec.id.encode()).hexdigest()[:32],
+            "createdDateTime": iso(rec.created),
+            "endDateTime": iso(rec.end),
+            "recordingContentUrl": content,
+            "meetingOrganizer": {
+                "application": None, "device": None,
+                "user": {"@odata.type": "#microsoft.graph.teamworkUserIdentity", "id": organizer,
+                         "displayName": None, "userIdentityType": "aadUser",
+                         "tenantId": self.scenario.tenant_id},
+            },
+        }
+
+    def _attendee_json(self, a: Attendee) -> dict[str, Any]:
+        identity: dict[str, Any] = {"application": None, "device": None, "user": None}
+        if a.kind == "guest":
+            identity["guest"] = {"id": a.object_id or None, "displayName": a.display_name}
+        elif a.kind == "phone":
+            identity["phone"] = {"id": a.object_id or None, "displayName": a.display_name}
+        elif a.kind == "anonymous":
+            identity["guest"] = {"id": a.object_id or None, "displayName": a.display_name}
+        else:
+            identity["user"] = self._user_identity(a.object_id, a.display_name, a.tenant_id)
+            identity["user"]["identityProvider"] = "AAD"
+        return {"upn": a.upn or None, "role": a.role, "identity": identity}
+
+    def meeting_json(self, m: Meeting) -> dict[str, Any]:
+        org = self.scenario.organizer(m.organizer)
+        organizer = {
+            "upn": org.upn if org else None, "role": "presenter",
+            "identity": {"application": None, "device": None,
+                         "user": {**self._user_identity(m.organizer,
+                                                        org.display_name if org else None),
+                                  "identityProvider": "AAD"}},
+        }
+        return {
+            "@odata.context": f"{self.base_url}/$metadata#users('{m.organizer}')/onlineMeetings"
+                              "/$entity",
+            "id": m.id,
+            "creationDateTime": iso(m.start),
+            "startDateTime": iso(m.start),
+            "endDateTime": iso(m.end),
+            "joinWebUrl": m.join_url or None,
+            "subject": m.subject or None,
+            "participants": {"organizer": organizer,
+                             "attendees": [self._attendee_json(a) for a in m.attendees]},
+        }
+
+    def record_json(self, m: Meeting, r: AttendanceRecord) -> dict[str, Any]:
+        start = m.start or datetime.now(UTC)
+        leave = start.timestamp() + r.seconds
+        return {
+            "id": r.id,
+            "emailAddress": r.email or None,
+            "totalAttendanceInSeconds": r.seconds,
+            "role": r.role,
+            "identity": {"id": r.identity_id or None, "displayName": r.display_name or None,
+                         "tenantId": r.tenant_id or None},
+            "attendanceIntervals": [{
+                "joinDateTime": iso(start),
+                "leaveDateTime": iso(datetime.fromtimestamp(leave, UTC)),
+                "durationInSeconds": r.seconds,
+            }],
+        }
+
+    # -- routes ------------------------------------------------------------------------------
+    def handle(self, raw_path: str, raw_query: str, *, attendance_missing: bool = False,
+               duplicate_across_pages: bool = False) -> dict[str, Any]:
+        """Answer one GET on a JSON resource; raises ApiError for Graph-style errors."""
+        query = {k.lstrip("$").lower(): v for k, v in parse_qsl(raw_query)}
+        segments = raw_path.split("/")[2:]
+        if segments and segments[0] == "groups":
+            return self._group_members(segments[1:], query)
+        route = parse_route(raw_path)
+        rest = route.rest
+        if self.scenario.organizer(route.organizer) is None:
+            raise ApiError(404, "NotFound", "The user was not found or has no online meetings.")
+        if len(rest) >= 2 and rest[0] == "onlineMeetings" and _FN_CALL.match(rest[1]):
+            delta = rest[2:] == ("delta",)
+            if rest[2:] not in ((), ("delta",)):
+                raise ApiError(400, "BadRequest", "Resource not found for the segment.")
+            return self._recordings_page(route.organizer, rest[1], query, delta=delta,
+                                         duplicate=duplicate_across_pages)
+        if len(rest) < 2 or rest[0] != "onlineMeetings":
+            raise ApiError(400, "BadRequest", "Resource not found for the segment.")
+        meeting = self.meeting(unquote(rest[1]))
+        if meeting is None or meeting.organizer != route.organizer:
+            raise ApiError(404, "NotFound", "The online meeting was not found.")
+        tail = rest[2:]
+        if tail == ():
+            return self.meeting_json(meeting)
+        if tail[0] == "attendanceReports":
+            reports = () if attendance_missing else meeting.attendance_reports
+            return self._attendance(route.organizer, meeting, reports, tail[1:], query)
+        if tail[0] == "recordings":
+            recs = [r for _, r in self.recordings() if r.meeting == meeting.id]
+            if len(tail) == 1:
+                return {"value": [self.recording_json(route.organizer, r) for r in recs]}
+            rec = next((r for r in recs if r.id == unquote(tail[1])), None)
+            if rec is None or len(tail) > 2:
+                raise ApiError(404, "NotFound", "The recording was not found.")
+            return self.recording_json(route.organizer, rec)
+        raise ApiError(400, "BadRequest", "Resource not found for the segment.")
+
+    def _group_members(self, rest: list[str], query: dict[str, str]) -> dict[str, Any]:
+        """`/groups/{id}/members` or `/transitiveMembers`, optionally cast to users only."""
+        if len(rest) < 2 or rest[1] not in ("members", "transitiveMembers") or rest[2:] not in (
+                [], ["microsoft.graph.user"]):
+            raise ApiError(400, "BadRequest", "Resource not found for the segment.")
+        group = next((g for g in self.scenario.groups if g.id == unquote(rest[0])), None)
+        if group is None:
+            raise ApiError(404, "Request_ResourceNotFound", "The group does not exist.")
+        offset = int(query.get("skiptoken", "0") or 0)
+        size = self.scenario.page_size
+        page = group.members[offset:offset + size]
+        body: dict[str, Any] = {"value": [{"@odata.type": "#microsoft.graph.user", "id": member}
+                                          for member in page]}
+        if offset + size < len(group.members):
+            body["@odata.nextLink"] = (f"{self.base_url}/groups/{quote(group.id, safe='')}/"
+                                       f"{'/'.join(rest[1:])}?$skiptoken={offset + size}")
+        return body
+
+    def _attendance(self, organizer: str, meeting: Meeting, reports: Any,
+                    tail: tuple[str, ...], query: dict[str, str]) -> dict[str, Any]:
+        def report_json(rep: Any, expand: bool) -> dict[str, Any]:
+            body = {"id": rep.id, "totalParticipantCount": len(rep.records),
+                    "meetingStartDateTime": iso(meeting.start),
+                    "meetingEndDateTime": iso(meeting.end)}
+            if expand:
+                body["attendanceRecords"] = [self.record_json(meeting, r) for r in rep.records]
+            return body
+
+        expand = query.get("expand", "") == "attendanceRecords"
+        if not tail:
+            return {"value": [report_json(r, expand) for r in reports]}
+        report = next((r for r in reports if r.id == unquote(tail[0])), None)
+        if report is None:
+            raise ApiError(404, "NotFound", "The attendance report was not found.")
+        if len(tail) == 1:
+            return report_json(report, expand)
+        if tail[1:] != ("attendanceRecords",):
+            raise ApiError(400, "BadRequest", "Resource not found for the segment.")
+        offset = int(query.get("skiptoken", "0") or 0)
+        size = self.scenario.page_size
+        page = report.records[offset:offset + size]
+        body: dict[str, Any] = {"value": [self.record_json(meeting, r) for r in page]}
+        if offset + size < len(report.records):
+            body["@odata.nextLink"] = (
+                f"{self.base_url}/users('{quote(organizer, safe='')}')/onlineMeetings/"
+                f"{quote(meeting.id, safe='')}/attendanceReports/{quote(report.id, safe='')}"
+                f"/attendanceRecords?$skiptoken={offset + size}")
+        return body
+
+    def _recordings_page(self, organizer: str, fn_segment: str, query: dict[str, str], *,
+                         delta: bool, duplicate: bool) -> dict[str, Any]:
+        fn = _FN_CALL.match(fn_segment)
+        args = {k: _literal(v) for k, v in _FN_ARG.findall(fn.group(1) if fn else "")}
+        if not args.get("meetingOrganizerUserId"):
+            raise ApiError(400, "BadRequest",
+                           "meetingOrganizerUserId is required for getAllRecordings.")
+        if args["meetingOrganizerUserId"] != organizer:
+            raise ApiError(403, "Forbidden", "The organizer in the path and the filter differ.")
+        token = query.get("skiptoken") or query.get("deltatoken")
+        if token:
+            state = _decode_state(token)
+            if state.get("o") != organizer:
+                raise ApiError(400, "BadRequest", "The token belongs to another user.")
+        else:
+            all_seqs = [s for s, _ in self.recordings()]
+            state = {"o": organizer, "s": args.get("startDateTime"),
+                     "e": args.get("endDateTime"), "after": 0,
+                     "upto": max(all_seqs, default=0), "off": 0}
+        if "upto" not in state:  # a delta token: a new round over what arrived since
+            state = {**state, "upto": max((s for s, _ in self.recordings()), default=0), "off": 0}
+        start, end = _parse_dt(state.get("s")), _parse_dt(state.get("e"))
+        items = [r for seq, r in self.recordings()
+                 if state["after"] < seq <= state["upto"]
+                 and (m := self.meeting(r.meeting)) is not None and m.organizer == organizer
+                 and (start is None or (r.created or m.start or start) >= start)
+                 and (end is None or (r.created or m.start or end) <= end)]
+        size = int(query.get("top", self.scenario.page_size) or self.scenario.page_size)
+        off = int(state.get("off", 0))
+        page = items[off:off + size]
+        if duplicate and off > 0:
+            page = [items[off - 1], *page]  # delta may hand back what it already sent
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.base_url}/$metadata#Collection(callRecording)",
+            "value": [self.recording_json(organizer, r) for r in page],
+        }
+        link = (f"{self.base_url}/users('{quote(organizer, safe='')}')/onlineMeetings/"
+                f"getAllRecordings(meetingOrganizerUserId='{quote(organizer, safe='')}')"
+                + ("/delta" if delta else ""))
+        if off + size < len(items):
+            body["@odata.nextLink"] = (
+                f"{link}?skipToken={_encode_state({**state, 'off': off + size})}")
+        elif delta:
+            done = {"o": organizer, "s": state.get("s"), "e": state.get("e"),
+                    "after": state["upto"]}
+            body["@odata.deltaLink"] = f"{link}?deltaToken={_encode_state(done)}"
+        return body

@@ -1,0 +1,209 @@
+"""What the emulator knows: organisers, meetings, attendance and recordings, read from TOML.
+
+A scenario is plain frozen data so a test can build one in code or load `config/emulator/*.toml`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from meeting_governance.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Organizer:
+    id: str
+    upn: str = ""
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    """An invitee as `participants.attendees` shows it (kind: user, guest, phone, anonymous)."""
+
+    upn: str = ""
+    object_id: str = ""
+    display_name: str = ""
+    kind: str = "user"
+    role: str = "attendee"
+    tenant_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceRecord:
+    """Someone who joined: `identity.id` may be a GUID, `teamsvisitor:…` or a phone number."""
+
+    id: str
+    email: str = ""
+    identity_id: str = ""
+    display_name: str = ""
+    role: str = "Attendee"
+    seconds: int = 0
+    tenant_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceReport:
+    id: str
+    records: tuple[AttendanceRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    id: str
+    organizer: str
+    subject: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    join_url: str = ""
+    attendees: tuple[Attendee, ...] = ()
+    attendance_reports: tuple[AttendanceReport, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    id: str
+    meeting: str
+    media: str
+    content_type: str = "video/mp4"
+    created: datetime | None = None
+    end: datetime | None = None
+    call_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A group whose (user) members are organisers in scope (`graph.organizer_group_id`)."""
+
+    id: str
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    tenant_id: str = "emulator-tenant"
+    client_id: str = "emulator-client"
+    client_secret: str = "emulator-secret"  # noqa: S105 - a throwaway value for the emulator
+    page_size: int = 2
+    token_lifetime_s: int = 3600
+    organizers: tuple[Organizer, ...] = ()
+    meetings: tuple[Meeting, ...] = ()
+    recordings: tuple[Recording, ...] = field(default_factory=tuple)
+    groups: tuple[Group, ...] = ()
+
+    def meeting(self, meeting_id: str) -> Meeting | None:
+        return next((m for m in self.meetings if m.id == meeting_id), None)
+
+    def organizer(self, organizer_id: str) -> Organizer | None:
+        return next((o for o in self.organizers if o.id == organizer_id), None)
+
+
+def _dt(value: Any, where: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"{where}: not an ISO 8601 date-time") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ConfigError(f"{where}: expected a date-time")
+
+
+def _build(cls: type, data: dict[str, Any], where: str, **extra: Any) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"allowed: {', '.join(sorted(known))}")
+    try:
+        return cls(**{**data, **extra})
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Scenario:
+    """Validate a parsed TOML document into a `Scenario` (unknown keys are errors)."""
+    organizers = tuple(
+        _build(Organizer, o, f"{source}: organizers[{i}]")
+        for i, o in enumerate(data.get("organizers", []))
+    )
+    meetings = []
+    for i, m in enumerate(data.get("meetings", [])):
+        where = f"{source}: meetings[{i}]"
+        m = dict(m)
+        attendees = tuple(_build(Attendee, a, f"{where}.attendees[{j}]")
+                          for j, a in enumerate(m.pop("attendees", [])))
+        reports = []
+        for j, r in enumerate(m.pop("attendance_reports", [])):
+            r = dict(r)
+            records = tuple(_build(AttendanceRecord, rec, f"{where}.attendance_reports[{j}]")
+                            for rec in r.pop("records", []))
+            reports.append(_build(AttendanceReport, r, f"{where}.attendance_reports[{j}]",
+                                  records=records))
+        m["start"] = _dt(m.get("start"), f"{where}.start")
+        m["end"] = _dt(m.get("end"), f"{where}.end")
+        meetings.append(_build(Meeting, m, where, attendees=attendees,
+                               attendance_reports=tuple(reports)))
+    recordings = []
+    for i, r in enumerate(data.get("recordings", [])):
+        where = f"{source}: recordings[{i}]"
+        r = dict(r)
+        r["created"] = _dt(r.get("created"), f"{where}.created")
+        r["end"] = _dt(r.get("end"), f"{where}.end")
+        recordings.append(_build(Recording, r, where))
+    groups = tuple(
+        _build(Group, {**g, "members": tuple(g.get("members", ()))}, f"{source}: groups[{i}]")
+        for i, g in enumerate(data.get("groups", [])))
+    top = {k: v for k, v in data.items()
+           if k not in ("organizers", "meetings", "recordings", "groups")}
+    scenario: Scenario = _build(Scenario, top, source, organizers=organizers,
+                                meetings=tuple(meetings), recordings=tuple(recordings),
+                                groups=groups)
+    meeting_ids = {m.id for m in scenario.meetings}
+    organizer_ids = {o.id for o in scenario.organizers}
+    for m in scenario.meetings:
+        if m.organizer not in organizer_ids:
+            raise ConfigError(f"{source}: meeting {m.id!r} names an organizer that is not listed")
+    for r in scenario.recordings:
+        if r.meeting not in meeting_ids:
+            raise ConfigError(f"{source}: recording {r.id!r} names a meeting that is not listed")
+    if scenario.page_size < 1:
+        raise ConfigError(f"{source}: page_size must be at least 1")
+    return scenario
+
+
+_PACKAGE = Path(__file__).resolve().parents[2]  # src/meeting_governance
+
+
+def default_scenario_path(name: str = "demo") -> Path:
+    """A shipped scenario: `config/emulator/NAME.toml` in a checkout, `data/emulator` in a wheel."""
+    for candidate in (_PACKAGE / "data" / "emulator" / f"{name}.toml",
+                      _PACKAGE.parent.parent / "config" / "emulator" / f"{name}.toml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"emulator scenario {name!r} is not shipped with this installation; "
+                      "pass a scenario file explicitly")
+
+
+def default_media_dir() -> Path:
+    """The demo recordings shipped in the package (`meeting_governance/data/media`)."""
+    return _PACKAGE / "data" / "media"
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario TOML file (see `config/emulator/demo.toml`)."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read emulator scenario {file}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"emulator scenario {file} is not valid TOML: {exc}") from None
+    return scenario_from_dict(data, source=str(file))

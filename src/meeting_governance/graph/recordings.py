@@ -1,0 +1,114 @@
+"""Discovery: which recordings an organiser has, via `getAllRecordings(…)/delta`.
+
+The first poll asks for a time window; later polls replay the stored `@odata.deltaLink`, which
+Graph treats as opaque state, so only what is new comes back. Delta can repeat a recording it
+already sent, so results are de-duplicated by recording id here and idempotent downstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from meeting_governance.errors import GraphError
+from meeting_governance.graph.client import GraphClient, odata_string, quote_segment
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRef:
+    """One recording as Graph lists it: enough to fetch its meeting, people and content."""
+
+    recording_id: str
+    meeting_id: str
+    organizer_id: str
+    created: datetime | None = None
+    end: datetime | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    recordings: tuple[RecordingRef, ...]
+    delta_link: str | None  # persist per organiser; pass it back on the next poll
+
+
+def parse_graph_datetime(value: Any) -> datetime | None:
+    """Graph date-times (`2023-12-02T06:59:34.7411768Z`: 7 fraction digits) as aware UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    main, dot, rest = text.partition(".")
+    if dot:  # Python accepts at most 6 fraction digits
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits):]
+        text = f"{main}.{digits[:6]}{zone}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _odata_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware datetimes")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def all_recordings_url(client: GraphClient, organizer_id: str, *, start: datetime,
+                       end: datetime) -> str:
+    """The first delta request; `meetingOrganizerUserId` is mandatory or Graph refuses."""
+    function = (f"getAllRecordings(meetingOrganizerUserId={odata_string(organizer_id)},"
+                f"startDateTime={_odata_datetime(start)},endDateTime={_odata_datetime(end)})")
+    return f"{client.base_url}/users/{quote_segment(organizer_id)}/onlineMeetings/{function}/delta"
+
+
+def _recording_ref(item: dict[str, Any], organizer_id: str) -> RecordingRef:
+    recording_id, meeting_id = item.get("id"), item.get("meetingId")
+    if not isinstance(recording_id, str) or not recording_id or not isinstance(meeting_id, str) \
+            or not meeting_id:
+        raise GraphError("Graph listed a recording without an id or meeting id; the poll will "
+                         "be retried", retryable=True)
+    user = ((item.get("meetingOrganizer") or {}).get("user") or {})
+    call_id = item.get("callId")
+    return RecordingRef(
+        recording_id=recording_id,
+        meeting_id=meeting_id,
+        organizer_id=str(user.get("id") or organizer_id),
+        created=parse_graph_datetime(item.get("createdDateTime")),
+        end=parse_graph_datetime(item.get("endDateTime")),
+        call_id=call_id if isinstance(call_id, str) and call_id else None,
+    )
+
+
+def discover(client: GraphClient, organizer_id: str, *, delta_link: str | None,
+             start: datetime, end: datetime) -> Discovery:
+    """New recordings of one organiser since `delta_link` (or in [start, end] the first time).
+
+    Any failure raises before a delta link is returned, so the caller keeps the old one and
+    the next poll asks again: nothing is skipped.
+    """
+    url = delta_link or all_recordings_url(client, organizer_id, start=start, end=end)
+    items, new_delta = client.get_all(url, kind="discovery")
+    seen: dict[str, RecordingRef] = {}
+    for item in items:
+        ref = _recording_ref(item, organizer_id)
+        seen.setdefault(ref.recording_id, ref)
+    return Discovery(recordings=tuple(seen.values()), delta_link=new_delta or delta_link)
+
+
+def group_organizers(client: GraphClient, group_id: str) -> tuple[str, ...]:
+    """The user members (nested groups included) of a group: the organisers in scope.
+
+    Needs the application permission GroupMember.Read.All.
+    """
+    url = (f"{client.base_url}/groups/{quote_segment(group_id)}/transitiveMembers/"
+           "microsoft.graph.user?$select=id")
+    items, _ = client.get_all(url, kind="group_members")
+    members: dict[str, None] = {}
+    for item in items:
+        kind = item.get("@odata.type", "#microsoft.graph.user")
+        if kind == "#microsoft.graph.user" and isinstance(item.get("id"), str) and item["id"]:
+            members.setdefault(item["id"], None)
+    return tuple(members)

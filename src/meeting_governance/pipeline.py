@@ -1,0 +1,471 @@
+"""One recording through every state, top to bottom: discover → resolve participants → decide →
+download → (decide again) → transcribe → encrypt and store.
+
+Each step is a function; each state change is one transaction with its audit entry, so after a
+crash every recording resumes from its last durable state. Work is claimed with a lease
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL) that the holder renews while it works; an expired lease
+hands the item to another worker, and the store step only commits for the lease holder, so a
+recording is never transcribed into two transcripts.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlmodel import Session, col, select, update
+
+from meeting_governance import formats, retention
+from meeting_governance.context import AppContext, worker_identity
+from meeting_governance.errors import GovernanceError, GraphError, TranscriptionError
+from meeting_governance.gate import Decision, Verdict, decide
+from meeting_governance.graph import (
+    GraphClient,
+    MeetingInfo,
+    discover,
+    download_recording,
+    resolve_participants,
+)
+from meeting_governance.graph.participants import GAP_NO_ATTENDANCE
+from meeting_governance.identity import Participant
+from meeting_governance.models import DeltaLink, Recording, RecordingParticipant, Transcript
+from meeting_governance.observability import METRICS
+from meeting_governance.optouts import MeetingRef, matching
+from meeting_governance.states import IN_FLIGHT, State, transition
+from meeting_governance.store import NewTranscript, participant_blinds, store_transcript
+from meeting_governance.transcribe import Transcriber, TranscriptResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The pipeline's I/O edges: Graph and the model, created once per worker process."""
+
+    graph_factory: Callable[[], GraphClient]
+    transcriber: Transcriber
+    _graph: GraphClient | None = field(default=None, repr=False)
+
+    @property
+    def graph(self) -> GraphClient:
+        if self._graph is None:
+            self._graph = self.graph_factory()
+        return self._graph
+
+    @classmethod
+    def from_app(cls, app: AppContext) -> Services:
+        settings = app.settings
+        return cls(graph_factory=lambda: GraphClient.from_settings(settings.graph),
+                   transcriber=Transcriber(settings.transcription))
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+
+# -- discovery ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PollReport:
+    organizers: int
+    new: int
+    seen: int
+    errors: tuple[str, ...]
+
+
+def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | None = None,
+         progress: Callable[[int, int], None] | None = None) -> PollReport:
+    """One discovery pass: new recordings become rows (idempotent on the Graph id).
+
+    Per organiser, the new rows and the new delta link commit together: a crash never stores a
+    delta link whose recordings were not stored, so nothing is skipped.
+    """
+    scope = list(organizers if organizers is not None else app.settings.graph.organizers)
+    new = seen = 0
+    errors: list[str] = []
+    now = app.clock.now()
+    start = now - timedelta(days=app.settings.graph.lookback_days)
+    for index, organizer_id in enumerate(scope, start=1):
+        with app.session() as session:
+            stored = session.get(DeltaLink, organizer_id)
+            link = stored.link if stored else None
+        try:
+            found = discover(graph, organizer_id, delta_link=link, start=start, end=now)
+        except GraphError as exc:
+            errors.append(f"organiser {organizer_id}: {exc}")
+            log.warning("discovery failed", extra={"organizer": organizer_id, "code": exc.code,
+                                                    "status": exc.status})
+            METRICS.errors.labels(kind="discovery").inc()
+            continue
+        with app.session() as session:
+            existing = set(session.exec(select(Recording.graph_recording_id).where(
+                col(Recording.graph_recording_id).in_([r.recording_id for r in found.recordings]))
+            ).all()) if found.recordings else set()
+            for ref in found.recordings:
+                seen += 1
+                if ref.recording_id in existing:
+                    continue
+                rec = Recording(graph_recording_id=ref.recording_id, meeting_id=ref.meeting_id,
+                                organizer_id=organizer_id, call_id=ref.call_id,
+                                recorded_at=ref.created, meeting_end=ref.end,
+                                first_seen_at=now, updated_at=now)
+                try:
+                    with session.begin_nested():
+                        session.add(rec)
+                        session.flush()
+                except SAIntegrityError:
+                    continue  # another poller stored it first: idempotent
+                existing.add(ref.recording_id)
+                new += 1
+                app.audit(session, "recording.discovered", target_type="recording",
+                          target_id=str(rec.id), actor=f"worker:{worker_identity()}")
+            if found.delta_link:
+                if stored := session.get(DeltaLink, organizer_id):
+                    stored.link = found.delta_link
+                    stored.updated_at = now
+                    session.add(stored)
+                else:
+                    session.add(DeltaLink(organizer_id=organizer_id, link=found.delta_link,
+                                          updated_at=now))
+        if progress:
+            progress(index, len(scope))
+    log.info("poll done", extra={"organizers": len(scope), "new": new, "seen": seen,
+                                 "errors": len(errors)})
+    return PollReport(len(scope), new, seen, tuple(errors))
+
+
+# -- claiming -----------------------------------------------------------------------------
+
+def claim(app: AppContext, worker: str, limit: int) -> list[int]:
+    """Lease up to `limit` recordings that are due; other workers skip the rows we lock."""
+    now = app.clock.now()
+    lease_until = now + timedelta(seconds=app.settings.daemon.lease_seconds)
+    due = or_(
+        col(Recording.state) == State.DISCOVERED.value,
+        (col(Recording.state).in_([State.WAITING.value, State.FAILED.value]))
+        & col(Recording.next_attempt_at).is_not(None)
+        & (col(Recording.next_attempt_at) <= now),
+        col(Recording.state).in_([s.value for s in IN_FLIGHT])
+        & (col(Recording.lease_expires_at) < now),
+    )
+    free = or_(col(Recording.lease_owner).is_(None), col(Recording.lease_expires_at) < now)
+    with app.session() as session:
+        rows = session.exec(
+            select(Recording).where(due, free).order_by(col(Recording.id)).limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for rec in rows:
+            rec.lease_owner = worker
+            rec.lease_expires_at = lease_until
+            session.add(rec)
+        return [rec.id for rec in rows if rec.id is not None]
+
+
+def renew_lease(app: AppContext, recording_id: int, worker: str) -> bool:
+    """Extend our lease; False when it was lost (expired and taken by another worker)."""
+    until = app.clock.now() + timedelta(seconds=app.settings.daemon.lease_seconds)
+    with app.session() as session:
+        result = session.exec(
+            update(Recording).where(col(Recording.id) == recording_id,
+                                    col(Recording.lease_owner) == worker)
+            .values(lease_expires_at=until))
+        return bool(result.rowcount)
+
+
+class LeaseKeeper:
+    """Renews a lease in the background while a long step (download, transcription) runs."""
+
+    def __init__(self, app: AppContext, recording_id: int, worker: str) -> None:
+        self.app, self.recording_id, self.worker = app, recording_id, worker
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"lease-{recording_id}")
+
+    def _run(self) -> None:
+        interval = max(self.app.settings.daemon.lease_seconds / 3, 1.0)
+        while not self._stop.wait(interval):
+            try:
+                if not renew_lease(self.app, self.recording_id, self.worker):
+                    self.lost = True
+                    return
+            except GovernanceError:
+                log.warning("lease renewal failed", extra={"recording": self.recording_id})
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# -- one recording ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    recording_id: int
+    state: str
+    reason: str
+    transcript_id: str | None = None
+
+
+def _media_dir(app: AppContext, recording_id: int) -> Path:
+    return app.settings.staging_dir / f"rec-{recording_id}"
+
+
+def _remove_media(app: AppContext, recording_id: int) -> None:
+    shutil.rmtree(_media_dir(app, recording_id), ignore_errors=True)
+
+
+def _deadline(app: AppContext, rec: Recording) -> datetime:
+    anchor = rec.meeting_end or rec.recorded_at or rec.first_seen_at
+    return anchor + app.settings.participants_deadline
+
+
+def _retry_delay(app: AppContext, attempts: int) -> timedelta:
+    base = app.settings.daemon.retry_base_seconds
+    return timedelta(seconds=min(base * (2 ** max(attempts - 1, 0)), 6 * 3600))
+
+
+def _load(session: Session, recording_id: int, worker: str) -> Recording | None:
+    rec = session.exec(select(Recording).where(col(Recording.id) == recording_id)
+                       .with_for_update()).one_or_none()
+    if rec is None or rec.lease_owner != worker:
+        return None  # lost our lease: another worker has it now
+    return rec
+
+
+def _gate(app: AppContext, session: Session, rec: Recording, info: MeetingInfo | None,
+          lookup_failed: str | None) -> Decision:
+    """Gather the gate's inputs from the registry. An opt-out of recording or of transcription
+    both stop us: we only ever fetch media in order to transcribe it."""
+    participants: Sequence[Participant] = info.participants if info else ()
+    matched: set[str] = set()
+    if info is not None:
+        ref = MeetingRef(meeting_id=rec.meeting_id, join_url=info.join_url,
+                         start=info.start or rec.meeting_start, end=info.end or rec.meeting_end)
+        for purpose in ("recording", "transcription"):
+            matched.update(o.id for o in matching(app, session, participants, ref, purpose=purpose))
+    return decide(
+        participants=participants,
+        attendance_known=info is not None and GAP_NO_ATTENDANCE not in info.gaps,
+        matched_optout_ids=sorted(matched),
+        allow_anonymous=app.settings.gate.allow_anonymous,
+        now=app.clock.now(),
+        deadline=_deadline(app, rec),
+        lookup_failed=lookup_failed,
+    )
+
+
+def _apply_decision(app: AppContext, session: Session, rec: Recording, decision: Decision,
+                    actor: str) -> Outcome | None:
+    """Block or wait as decided; None means the recording may go on."""
+    if decision.verdict is Verdict.BLOCK:
+        transition(app, session, rec, State.BLOCKED, reason=decision.reason, actor=actor,
+                   optouts=",".join(decision.optout_ids))
+        return Outcome(rec.id or 0, rec.state, rec.reason)
+    if decision.verdict is Verdict.WAIT:
+        retry = timedelta(minutes=app.settings.gate.retry_interval_minutes)
+        transition(app, session, rec, State.WAITING, reason=decision.reason, actor=actor,
+                   retry_in=retry)
+        return Outcome(rec.id or 0, rec.state, rec.reason)
+    return None
+
+
+def _fail(app: AppContext, recording_id: int, worker: str, error: Exception,
+          *, retryable: bool) -> Outcome:
+    """Record a failure with its attempt count and next retry; the item stays retryable."""
+    _remove_media(app, recording_id)
+    METRICS.errors.labels(kind=type(error).__name__).inc()
+    with app.session() as session:
+        rec = _load(session, recording_id, worker)
+        if rec is None:
+            return Outcome(recording_id, "lost-lease", "another worker took this recording over")
+        attempts = rec.attempts + 1
+        again = retryable and attempts < app.settings.daemon.max_attempts
+        reason = f"{type(error).__name__}: {error}"
+        if not again:
+            reason += (" — no automatic retry left: fix the cause, then "
+                       "`meeting-governance recordings retry` it")
+        transition(app, session, rec, State.FAILED, reason=reason, actor=f"worker:{worker}",
+                   count_attempt=True, retry_in=_retry_delay(app, attempts) if again else None,
+                   error=type(error).__name__)
+        log.warning("recording failed", extra={"recording": recording_id, "attempts": attempts,
+                                               "error": type(error).__name__, "retry": again})
+        return Outcome(recording_id, rec.state, rec.reason)
+
+
+def process_one(app: AppContext, services: Services, recording_id: int, worker: str,
+                progress: Callable[[float, float], None] | None = None) -> Outcome:
+    """Take one leased recording as far as it can go now."""
+    actor = f"worker:{worker}"
+    with app.session() as session:
+        rec = _load(session, recording_id, worker)
+        if rec is None:
+            return Outcome(recording_id, "lost-lease", "another worker took this recording over")
+        organizer_id, meeting_id, graph_id = rec.organizer_id, rec.meeting_id, rec.graph_recording_id
+    _remove_media(app, recording_id)  # leftovers of a worker that died holding this item
+
+    # 1-3. Resolve participants and decide, before any byte of media is requested.
+    info: MeetingInfo | None = None
+    lookup_failed: str | None = None
+    try:
+        info = resolve_participants(services.graph, organizer_id, meeting_id)
+    except GraphError as exc:
+        lookup_failed = f"participants could not be read from Graph ({exc.code or exc.status or 'error'})"
+    with app.session() as session:
+        rec = _load(session, recording_id, worker)
+        if rec is None:
+            return Outcome(recording_id, "lost-lease", "another worker took this recording over")
+        decision = _gate(app, session, rec, info, lookup_failed)
+        stopped = _apply_decision(app, session, rec, decision, actor)
+        if stopped:
+            log.info("gate stopped recording", extra={"recording": recording_id,
+                                                      "verdict": decision.verdict.value})
+            return stopped
+        assert info is not None
+        if info.start:
+            rec.meeting_start = info.start
+        if info.end:
+            rec.meeting_end = info.end
+        if info.subject and rec.subject_item is None:
+            rec.subject_item = app.vault.seal_text(session, info.subject, purpose="subject")
+        for blind in sorted(participant_blinds(app, info.participants)):
+            if session.exec(select(RecordingParticipant.id).where(
+                    col(RecordingParticipant.recording_id) == recording_id,
+                    col(RecordingParticipant.blind) == blind)).first() is None:
+                session.add(RecordingParticipant(recording_id=recording_id, blind=blind))
+        transition(app, session, rec, State.DOWNLOADING, reason=decision.reason, actor=actor)
+
+    # 4. Download into a private staging directory.
+    try:
+        with LeaseKeeper(app, recording_id, worker):
+            started = time.monotonic()
+            media = download_recording(
+                services.graph, organizer_id, meeting_id, graph_id, _media_dir(app, recording_id),
+                max_bytes=app.settings.download.max_bytes,
+                allowed_content_types=app.settings.download.allowed_content_types,
+                chunk_bytes=app.settings.download.chunk_bytes,
+                resume_attempts=app.settings.download.resume_attempts)
+            METRICS.step_seconds.labels(step="download").observe(time.monotonic() - started)
+    except GraphError as exc:
+        return _fail(app, recording_id, worker, exc, retryable=True)
+
+    try:
+        # 5. Decide again just before transcription: an opt-out registered meanwhile wins.
+        with app.session() as session:
+            rec = _load(session, recording_id, worker)
+            if rec is None:
+                return Outcome(recording_id, "lost-lease", "another worker took this recording over")
+            decision = _gate(app, session, rec, info, None)
+            if decision.verdict is not Verdict.ALLOW:
+                stopped = _apply_decision(app, session, rec, decision, actor)
+                assert stopped is not None
+                return stopped
+            rec.media_sha256 = media.sha256
+            rec.media_bytes = media.size
+            transition(app, session, rec, State.TRANSCRIBING, actor=actor, sha256=media.sha256)
+
+        # 6. Transcribe locally.
+        try:
+            with LeaseKeeper(app, recording_id, worker) as keeper:
+                started = time.monotonic()
+                result = services.transcriber.transcribe(media.path, progress=progress)
+                METRICS.transcription_seconds.inc(time.monotonic() - started)
+                METRICS.audio_seconds.inc(result.duration)
+            if keeper.lost:
+                return Outcome(recording_id, "lost-lease", "lease lost during transcription")
+        except TranscriptionError as exc:
+            return _fail(app, recording_id, worker, exc, retryable=True)
+
+        # 7. Encrypt and store — only if we still hold the lease (exactly once).
+        return _store(app, recording_id, worker, info, result)
+    finally:
+        _remove_media(app, recording_id)
+
+
+def _store(app: AppContext, recording_id: int, worker: str, info: MeetingInfo,
+           result: TranscriptResult) -> Outcome:
+    with app.session() as session:
+        rec = _load(session, recording_id, worker)
+        if rec is None or rec.state != State.TRANSCRIBING.value:
+            return Outcome(recording_id, "lost-lease", "another worker took this recording over")
+        if session.exec(select(Transcript.id).where(
+                col(Transcript.recording_id) == recording_id)).first() is not None:
+            transition(app, session, rec, State.STORED, reason="already stored",
+                       actor=f"worker:{worker}")
+            return Outcome(recording_id, rec.state, rec.reason)
+        meeting_end = info.end or rec.meeting_end or rec.recorded_at or app.clock.now()
+        assignment = retention.assign(app.settings.retention, organizer_id=rec.organizer_id,
+                                      groups=(), meeting_end=meeting_end)
+        row = store_transcript(app, session, NewTranscript(
+            recording_id=recording_id, meeting_id=rec.meeting_id, organizer_id=rec.organizer_id,
+            meeting_start=info.start or rec.meeting_start, meeting_end=meeting_end,
+            subject=info.subject, participants=info.participants,
+            content_json=formats.to_json(result), language=result.language,
+            duration_s=result.duration, model=result.model,
+            retention_policy=assignment.policy, retain_until=assignment.retain_until))
+        transition(app, session, rec, State.STORED, reason="transcribed and stored",
+                   actor=f"worker:{worker}", transcript=row.id,
+                   policy=assignment.policy)
+        log.info("transcript stored", extra={"recording": recording_id, "transcript": row.id,
+                                             "audio_seconds": round(result.duration, 1),
+                                             "segments": len(result.segments)})
+        return Outcome(recording_id, rec.state, rec.reason, row.id)
+
+
+@dataclass(frozen=True)
+class ProcessReport:
+    outcomes: tuple[Outcome, ...]
+
+    def count(self, state: str) -> int:
+        return sum(1 for o in self.outcomes if o.state == state)
+
+
+def process(app: AppContext, services: Services, *, limit: int, worker: str | None = None,
+            on_item: Callable[[Outcome], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> ProcessReport:
+    """Claim and process up to `limit` due recordings; one bad recording never stops the rest."""
+    worker = worker or app.settings.daemon.worker_id or worker_identity()
+    outcomes: list[Outcome] = []
+    while len(outcomes) < limit:
+        if should_stop and should_stop():
+            break
+        batch = claim(app, worker, min(app.settings.daemon.process_batch, limit - len(outcomes)))
+        if not batch:
+            break
+        for index, recording_id in enumerate(batch):
+            if should_stop and should_stop():
+                release(app, batch[index:], worker)
+                return ProcessReport(tuple(outcomes))
+            try:
+                outcome = process_one(app, services, recording_id, worker)
+            except (GovernanceError, OSError) as exc:
+                # A disk-full staging dir or a database hiccup fails this item, not the run.
+                outcome = _fail(app, recording_id, worker, exc, retryable=True)
+            outcomes.append(outcome)
+            if on_item:
+                on_item(outcome)
+    return ProcessReport(tuple(outcomes))
+
+
+def release(app: AppContext, recording_ids: Sequence[int], worker: str) -> None:
+    """Give leased-but-untouched items back (graceful stop)."""
+    if not recording_ids:
+        return
+    with app.session() as session:
+        session.exec(
+            update(Recording).where(col(Recording.id).in_(list(recording_ids)),
+                                    col(Recording.lease_owner) == worker)
+            .values(lease_owner=None, lease_expires_at=None))

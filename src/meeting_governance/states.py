@@ -1,0 +1,67 @@
+"""A recording's life as data: the states, the allowed transitions, and the one function that
+applies a transition (in the caller's transaction, with its audit entry).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from meeting_governance.context import AppContext
+from meeting_governance.errors import GovernanceError
+from meeting_governance.models import Recording
+
+
+class State(StrEnum):
+    DISCOVERED = "discovered"
+    WAITING = "waiting"          # participants not yet known; retried until the deadline
+    BLOCKED = "blocked"          # terminal: an opt-out, or participants unknown past the deadline
+    DOWNLOADING = "downloading"
+    TRANSCRIBING = "transcribing"
+    STORED = "stored"
+    FAILED = "failed"            # with error, attempts and next retry time
+    PURGED = "purged"
+
+
+S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.DISCOVERED: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED}),
+    S.WAITING: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED}),
+    # A worker that died mid-item leaves these behind; the next owner starts again at the gate.
+    S.DOWNLOADING: frozenset({S.TRANSCRIBING, S.BLOCKED, S.FAILED, S.WAITING, S.DOWNLOADING}),
+    S.TRANSCRIBING: frozenset({S.STORED, S.BLOCKED, S.FAILED, S.WAITING, S.DOWNLOADING}),
+    S.FAILED: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED}),
+    S.STORED: frozenset({S.PURGED}),
+    S.BLOCKED: frozenset(),
+    S.PURGED: frozenset(),
+}
+PENDING = (S.DISCOVERED, S.WAITING, S.FAILED)
+IN_FLIGHT = (S.DOWNLOADING, S.TRANSCRIBING)
+
+
+class TransitionError(GovernanceError):
+    """A transition the state table does not allow: a bug or a race lost to another worker."""
+
+
+def transition(app: AppContext, session: Session, rec: Recording, new: State, *,
+               reason: str = "", actor: str | None = None, retry_in: timedelta | None = None,
+               count_attempt: bool = False, **details: object) -> None:
+    """Move `rec` to `new` in the caller's transaction and audit it (ids and states only)."""
+    old = State(rec.state)
+    if new not in TRANSITIONS[old]:
+        raise TransitionError(f"recording {rec.id}: {old} -> {new} is not an allowed transition")
+    now = app.clock.now()
+    rec.state = new.value
+    rec.reason = reason[:500]
+    rec.updated_at = now
+    if count_attempt:
+        rec.attempts += 1
+    rec.next_attempt_at = now + retry_in if retry_in is not None else None
+    if new not in IN_FLIGHT:
+        rec.lease_owner = None
+        rec.lease_expires_at = None
+    session.add(rec)
+    app.audit(session, f"recording.{new.value}", target_type="recording", target_id=str(rec.id),
+              actor=actor, previous=old.value, reason=rec.reason, **details)

