@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -202,26 +203,31 @@ def _start_health(rt: Runtime) -> ThreadingHTTPServer | None:
 # -- the daemon -----------------------------------------------------------------------------
 
 def build_scheduler(rt: Runtime, *, only_process: bool = False) -> BackgroundScheduler:
+    """Poll and purge live in the database job store (their schedules survive restarts and are
+    shared by every daemon; advisory locks make sure one process runs each). Each process keeps
+    its own `process` and lock-renewal jobs in memory: every worker processes."""
     daemon = rt.app.settings.daemon
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=rt.app.engine,
-                                                 tablename="apscheduler_jobs")},
+                                                 tablename="apscheduler_jobs"),
+                   "local": MemoryJobStore()},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         timezone="UTC",
     )
-    prefix = "" if not only_process else f"{rt.worker}:"
-    scheduler.add_job(f"{__name__}:process_job", IntervalTrigger(seconds=daemon.process_interval_seconds),
-                      id=f"{prefix}process", replace_existing=True)
+    scheduler.add_job(f"{__name__}:process_job",
+                      IntervalTrigger(seconds=daemon.process_interval_seconds),
+                      id="process", jobstore="local", replace_existing=True)
     if not only_process:
-        scheduler.add_job(f"{__name__}:poll_job", IntervalTrigger(minutes=daemon.poll_interval_minutes),
+        scheduler.add_job(f"{__name__}:poll_job",
+                          IntervalTrigger(minutes=daemon.poll_interval_minutes),
                           id="poll", replace_existing=True)
-        scheduler.add_job(f"{__name__}:purge_job", CronTrigger.from_crontab(daemon.purge_cron,
-                                                                              timezone="UTC"),
+        scheduler.add_job(f"{__name__}:purge_job",
+                          CronTrigger.from_crontab(daemon.purge_cron, timezone="UTC"),
                           id="purge", replace_existing=True)
     if is_sqlite(rt.app.engine):
         scheduler.add_job(f"{__name__}:lock_job",
                           IntervalTrigger(seconds=max(daemon.lease_seconds // 3, 10)),
-                          id="daemon-lock", replace_existing=True)
+                          id="daemon-lock", jobstore="local", replace_existing=True)
     return scheduler
 
 
@@ -252,7 +258,7 @@ def serve(settings: Settings, *, only_process: bool = False,
         # Run the first passes at once rather than after the first interval.
         if not only_process:
             scheduler.modify_job("poll", next_run_time=app.clock.now())
-        scheduler.modify_job(f"{'' if not only_process else worker + ':'}process",
+        scheduler.modify_job("process", jobstore="local",
                              next_run_time=app.clock.now() + timedelta(seconds=1))
         while not rt.stopping.wait(0.5):
             pass

@@ -132,15 +132,15 @@ def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> Dem
     console.print(f"Media downloads requested from Graph: {len(content_requests)} "
                   "(blocked recordings are never fetched).")
     console.print(f"Data directory: {app.settings.home} (transcripts encrypted in "
-                  f"{app.settings.database_url.split('///')[-1]})")
+                  f"{app.settings.database_url.split('///')[-1]})", soft_wrap=True)
     if transcripts:
         console.print("Read one (decrypts and audits the access):")
         console.print(f"  MG_HOME={app.settings.home} meeting-governance transcript show "
-                      f"{transcripts[0]} --reason demo", markup=False, highlight=False)
+                      f"{transcripts[0]} --reason demo", markup=False, highlight=False, soft_wrap=True)
         console.print(f"  MG_HOME={app.settings.home} meeting-governance transcript export "
-                      f"{transcripts[0]} --format vtt", markup=False, highlight=False)
+                      f"{transcripts[0]} --format vtt", markup=False, highlight=False, soft_wrap=True)
     console.print(f"  MG_HOME={app.settings.home} meeting-governance recordings list",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     console.print(f"  MG_HOME={app.settings.home} meeting-governance audit verify",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     return DemoResult(app.settings.home, counts, tuple(transcripts))

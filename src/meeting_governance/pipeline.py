@@ -35,6 +35,7 @@ from meeting_governance.graph import (
     resolve_participants,
 )
 from meeting_governance.graph.participants import GAP_NO_ATTENDANCE
+from meeting_governance.graph.recordings import group_organizers
 from meeting_governance.identity import Participant
 from meeting_governance.models import DeltaLink, Recording, RecordingParticipant, Transcript
 from meeting_governance.observability import METRICS
@@ -89,9 +90,15 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
     Per organiser, the new rows and the new delta link commit together: a crash never stores a
     delta link whose recordings were not stored, so nothing is skipped.
     """
-    scope = list(organizers if organizers is not None else app.settings.graph.organizers)
     new = seen = 0
     errors: list[str] = []
+    scope = list(organizers if organizers is not None else app.settings.graph.organizers)
+    group_id = app.settings.graph.organizer_group_id
+    if organizers is None and group_id:
+        try:
+            scope.extend(m for m in group_organizers(graph, group_id) if m not in scope)
+        except GraphError as exc:
+            errors.append(f"organiser group {group_id}: {exc}")
     now = app.clock.now()
     start = now - timedelta(days=app.settings.graph.lookback_days)
     for index, organizer_id in enumerate(scope, start=1):

@@ -149,3 +149,32 @@ def env(home: Path, db_url: str, emulator: EmulatorServer, whisper_model: Any) -
     finally:
         e.services.close()
         e.app.close()
+
+
+def subprocess_env(home: Path, emulator: EmulatorServer, db_url: str | None = None,
+                   **extra: str) -> dict[str, str]:
+    """Environment for a `python -m meeting_governance …` child against `emulator`.
+
+    Settings travel as MG_* variables (the client secret never touches a file)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MG_")}
+    graph = emulator.graph_settings()
+    env.update({
+        "MG_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "MG_GRAPH__TENANT_ID": graph.tenant_id,
+        "MG_GRAPH__CLIENT_ID": graph.client_id,
+        "MG_GRAPH__CLIENT_SECRET": graph.client_secret,
+        "MG_GRAPH__AUTHORITY_HOST": graph.authority_host,
+        "MG_GRAPH__BASE_URL": graph.base_url,
+        "MG_GRAPH__CA_BUNDLE": graph.ca_bundle,
+        "MG_GRAPH__ORGANIZERS": ",".join(graph.organizers),
+        "MG_GRAPH__BACKOFF_BASE_S": "0",
+        "MG_GATE__PARTICIPANTS_DEADLINE_HOURS": str(24 * 60),
+        "MG_DAEMON__METRICS_PORT": "0",
+    })
+    if db_url:
+        env["MG_DATABASE__URL"] = db_url
+    env.update(extra)
+    return env

@@ -53,15 +53,22 @@ def daemon(
 def poll(ctx: typer.Context,
          as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """One discovery pass over the organisers in scope (graph.organizers)."""
+    from meeting_governance.context import worker_identity
+    from meeting_governance.errors import LockedError
     from meeting_governance.graph import GraphClient
+    from meeting_governance.locks import exclusive
     from meeting_governance.pipeline import poll as run_poll
 
     app = app_context(ctx)
-    if not app.settings.graph.organizers:
+    if not app.settings.graph.organizers and not app.settings.graph.organizer_group_id:
         raise InputError("no organisers in scope: set graph.organizers in the config file or "
                          "MG_GRAPH__ORGANIZERS (comma-separated Entra object ids)")
-    with GraphClient.from_settings(app.settings.graph) as graph:
-        report = run_poll(app, graph)
+    with exclusive(app, "poller", worker_identity()) as mine:
+        if not mine:
+            raise LockedError("another process is polling right now (the daemon's poller?); "
+                              "one poller at a time — try again when it has finished")
+        with GraphClient.from_settings(app.settings.graph) as graph:
+            report = run_poll(app, graph)
     if as_json:
         print_json(report)
         return

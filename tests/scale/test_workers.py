@@ -1,0 +1,164 @@
+"""Past one machine: several daemons share one PostgreSQL database (issue 8).
+
+Three daemon processes (as if on three hosts) and 30 recordings from the emulator: each
+recording is transcribed exactly once; a worker SIGKILLed mid-item loses nothing (its lease
+expires and another worker finishes the item); only one process polls at a time.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+
+from meeting_governance import audit
+from meeting_governance.context import AppContext, initialise
+from meeting_governance.db import make_engine
+from meeting_governance.graph.emulator import (
+    AttendanceRecord,
+    AttendanceReport,
+    EmulatorServer,
+    Meeting,
+    Organizer,
+    Recording as EmuRecording,
+    Scenario,
+)
+from meeting_governance.graph.emulator.scenario import default_media_dir
+from meeting_governance.locks import exclusive
+from meeting_governance.models import AuditEntry, Recording, Transcript
+from tests.conftest import make_settings
+from tests.pipeline.conftest import subprocess_env
+from tests.pipeline.test_daemon import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+ORG = "6f1c3a52-8d0e-4b7a-9c21-3e5f7a9b1c01"
+MEMBER = "a1b2c3d4-0001-4000-8000-000000000001"
+COUNT = 30
+
+
+def many_recordings() -> Scenario:
+    base = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    meetings, recordings = [], []
+    for n in range(COUNT):
+        start = base + timedelta(hours=n)
+        mid = f"MSo-scale-{n:02d}=="
+        report = AttendanceReport(id=f"rep-{n}", records=(
+            AttendanceRecord(id="o", email="alex@contoso.example", identity_id=ORG, seconds=60,
+                             tenant_id="t"),
+            AttendanceRecord(id="m", email="casey@contoso.example", identity_id=MEMBER,
+                             seconds=60, tenant_id="t")))
+        meetings.append(Meeting(id=mid, organizer=ORG, subject=f"Scale {n}", start=start,
+                                end=start + timedelta(minutes=30),
+                                attendance_reports=(report,)))
+        recordings.append(EmuRecording(id=f"VjIj-scale-{n:02d}=", meeting=mid,
+                                       media=f"sample-{n % 6 + 1}.{'mp4' if n % 6 == 4 else 'm4a'}",
+                                       content_type="video/mp4", created=start, end=start))
+    return Scenario(tenant_id="t", client_id="c", client_secret="s", page_size=7,
+                    organizers=(Organizer(id=ORG, upn="alex@contoso.example"),),
+                    meetings=tuple(meetings), recordings=tuple(recordings))
+
+
+def _counts(db: str) -> tuple[dict[str, int], list[Recording]]:
+    engine = make_engine(db)
+    try:
+        with Session(engine) as session:
+            rows = list(session.exec(select(Recording)).all())
+    finally:
+        engine.dispose()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    return counts, rows
+
+
+def test_three_workers_share_the_work_and_survive_a_sigkill(pg_schema_url: str, home: Path,
+                                                            tmp_path: Path) -> None:
+    settings = make_settings(home, pg_schema_url)
+    initialise(settings, home / "config.toml")
+    with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
+                        state_dir=tmp_path / "emu") as emulator:
+        workers: dict[str, subprocess.Popen[bytes]] = {}
+        for name in ("w1", "w2", "w3"):
+            env = subprocess_env(home, emulator, pg_schema_url,
+                                 MG_DAEMON__WORKER_ID=name, MG_DAEMON__LEASE_SECONDS="10",
+                                 MG_DAEMON__PROCESS_INTERVAL_SECONDS="1",
+                                 MG_DAEMON__PROCESS_BATCH="1",
+                                 MG_TRANSCRIPTION__CPU_THREADS="1")
+            log = (tmp_path / f"{name}.log").open("wb")
+            workers[name] = subprocess.Popen([sys.executable, "-m", "meeting_governance",
+                                              "daemon"], env=env, stdout=log,
+                                             stderr=subprocess.STDOUT)
+        killed_item: int | None = None
+        try:
+            # Kill w1 while it holds an item in flight.
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and killed_item is None:
+                _, rows = _counts(pg_schema_url)
+                mine = [r for r in rows if r.lease_owner == "w1"
+                        and r.state in ("downloading", "transcribing")]
+                if mine:
+                    workers["w1"].send_signal(signal.SIGKILL)
+                    killed_item = mine[0].id
+                time.sleep(0.05)
+            assert killed_item is not None, "w1 never held an item"
+            wait_for(lambda: _counts(pg_schema_url)[0].get("stored", 0) == COUNT, 300,
+                     "all 30 recordings to be stored by the remaining workers")
+        finally:
+            for proc in workers.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in workers.values():
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        content = [r.path for r in emulator.requests.all() if r.path.endswith("/content")]
+
+    engine = make_engine(pg_schema_url)
+    with Session(engine) as session:
+        transcripts = session.exec(select(Transcript)).all()
+        discovered = session.exec(select(AuditEntry).where(
+            AuditEntry.action == "recording.discovered")).all()
+        stored_by = {e.actor for e in session.exec(select(AuditEntry).where(
+            AuditEntry.action == "recording.stored")).all()}
+        killed = session.get(Recording, killed_item)
+    engine.dispose()
+    # Exactly once: one transcript per recording, every recording discovered once.
+    assert len(transcripts) == COUNT
+    assert len({t.recording_id for t in transcripts}) == COUNT
+    assert len(discovered) == COUNT
+    # Media fetched once per recording, plus at most the one the killed worker had started.
+    assert COUNT <= len(content) <= COUNT + 1
+    # The killed worker's item was finished by another worker.
+    assert killed is not None and killed.state == "stored"
+    assert len(stored_by) >= 2  # the work was shared
+    assert audit.verify(make_engine(pg_schema_url)).ok
+
+
+def test_only_one_poller_at_a_time(pg_schema_url: str, home: Path, tmp_path: Path) -> None:
+    settings = make_settings(home, pg_schema_url)
+    initialise(settings, home / "config.toml")
+    app = AppContext.open(settings)
+    with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
+                        state_dir=tmp_path / "emu") as emulator:
+        env = subprocess_env(home, emulator, pg_schema_url)
+        with exclusive(app, "poller", "another-host:1") as mine:
+            assert mine
+            blocked = subprocess.run([sys.executable, "-m", "meeting_governance", "poll"],
+                                     env=env, capture_output=True, text=True, timeout=120)
+        assert blocked.returncode != 0
+        assert "another process is polling" in blocked.stderr
+        assert not [r for r in emulator.requests.all() if "getAllRecordings" in r.path]
+        done = subprocess.run([sys.executable, "-m", "meeting_governance", "poll"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    with app.session() as session:
+        assert len(session.exec(select(Recording).where(col(Recording.id) > 0)).all()) == COUNT
+    app.close()
