@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from meeting_governance import optouts
+from meeting_governance.cliutil import app_context, console, print_json, print_table
 from meeting_governance.commands._stub import not_built
+from meeting_governance.errors import InputError
 
 optout_app = typer.Typer(help="The opt-out registry: add, list, revoke, import.",
                          no_args_is_help=True)
@@ -19,30 +22,98 @@ def register(app: typer.Typer) -> None:
 
 
 @optout_app.command("add")
-def optout_add(ctx: typer.Context,
-               email: str | None = typer.Option(None, "--email"),
-               object_id: str | None = typer.Option(None, "--object-id")) -> None:
-    """Register an opt-out."""
-    not_built("optout add")
+def optout_add(
+    ctx: typer.Context,
+    email: str | None = typer.Option(None, "--email", help="E-mail address or UPN."),
+    object_id: str | None = typer.Option(None, "--object-id", help="Entra object id (GUID)."),
+    meeting: str | None = typer.Option(
+        None, "--meeting", help="Only this meeting: its Graph meeting id or Teams join link."),
+    valid_from: str | None = typer.Option(
+        None, "--from", help="Start of a date range (YYYY-MM-DD or ISO 8601; UTC if no zone)."),
+    valid_until: str | None = typer.Option(
+        None, "--until", help="End of a date range (a bare date includes that whole day)."),
+    name: str | None = typer.Option(None, "--name", help="The person's name (for display)."),
+    note: str | None = typer.Option(None, "--note", help="A note (stored encrypted)."),
+    covers: str = typer.Option("both", "--covers",
+                               help="What it blocks: recording, transcription or both."),
+    as_json: bool = typer.Option(False, "--json", help="Print the new opt-out as JSON."),
+) -> None:
+    """Register an opt-out: all meetings by default, one meeting, or a date range."""
+    if covers.strip().lower() not in optouts.COVERS:
+        raise InputError(f"covers: expected recording, transcription or both (got {covers!r})")
+    recording, transcription = optouts.COVERS[covers.strip().lower()]
+    req = optouts.OptOutRequest(
+        email=email, object_id=object_id, name=name, meeting=meeting,
+        valid_from=optouts.parse_when(valid_from, field="from") if valid_from else None,
+        valid_until=optouts.parse_when(valid_until, field="until", end=True) if valid_until else None,
+        covers_recording=recording, covers_transcription=transcription, note=note)
+    optouts.check(req)
+    app = app_context(ctx)
+    with app.session() as session:
+        view = optouts.add_optout(app, session, req, actor=app.actor)
+    if as_json:
+        print_json(view.as_dict())
+    else:
+        console.print(f"opt-out {view.id} added. {view.summary()}", markup=False, soft_wrap=True)
 
 
 @optout_app.command("list")
-def optout_list(ctx: typer.Context,
-                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List opt-outs."""
-    not_built("optout list")
+def optout_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    search: str | None = typer.Option(
+        None, "--search", help="Exact e-mail, object id, name or opt-out id."),
+    active: bool = typer.Option(False, "--active", help="Hide revoked opt-outs."),
+    limit: int = typer.Option(200, "--limit", min=1, help="At most this many (newest first)."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first."),
+) -> None:
+    """List opt-outs, newest first (decrypted for display)."""
+    app = app_context(ctx)
+    with app.session() as session:
+        views = optouts.list_optouts(app, session, search=search, include_revoked=not active,
+                                     limit=limit, offset=offset)
+    if as_json:
+        print_json([v.as_dict() for v in views])
+        return
+    print_table("Opt-outs", ["id", "person", "scope", "covers", "from", "until", "state"],
+                [[v.id, v.person, v.scope if v.scope != "meeting" else f"meeting {v.meeting}",
+                  v.covers, v.valid_from, v.valid_until,
+                  "active" if v.active else f"revoked {v.revoked_at:%Y-%m-%d}"] for v in views])
 
 
 @optout_app.command("revoke")
-def optout_revoke(ctx: typer.Context, optout_id: str = typer.Argument(...)) -> None:
-    """Revoke an opt-out."""
-    not_built("optout revoke")
+def optout_revoke(
+    ctx: typer.Context,
+    optout_id: str = typer.Argument(..., help="The opt-out's id (see `optout list`)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (stored encrypted)."),
+) -> None:
+    """Revoke an opt-out; it stays in the history."""
+    app = app_context(ctx)
+    with app.session() as session:
+        view = optouts.revoke_optout(app, session, optout_id, actor=app.actor, reason=reason)
+    console.print(f"opt-out {view.id} revoked.", markup=False, soft_wrap=True)
 
 
 @optout_app.command("import")
-def optout_import(ctx: typer.Context, file: Path = typer.Argument(...)) -> None:
-    """Import opt-outs from CSV."""
-    not_built("optout import")
+def optout_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="CSV with a header: email, object_id, name, meeting, "
+                                "from, until, covers, note.", exists=True, dir_okay=False,
+                                readable=True),
+) -> None:
+    """Import opt-outs from CSV: all rows or, if any row is bad, none (named by line)."""
+    if file.stat().st_size > optouts.MAX_CSV_BYTES:
+        raise InputError(f"{file.name}: larger than {optouts.MAX_CSV_BYTES // (1024 * 1024)} MB; "
+                         "split it into smaller files")
+    data = file.read_bytes()
+    app = app_context(ctx)
+    try:
+        with app.session() as session:
+            views = optouts.import_csv(app, session, data, actor=app.actor)
+    except InputError as exc:
+        raise InputError(f"{file.name}: {exc}") from None
+    console.print(f"imported {len(views)} opt-out{'s' if len(views) != 1 else ''} "
+                  f"from {file.name}.", markup=False, soft_wrap=True)
 
 
 @users_app.command("add")

@@ -9,12 +9,14 @@ from sqlmodel import col, select
 
 from meeting_governance import formats
 from meeting_governance.cliutil import app_context, console, err_console, print_json, print_table, state
+from meeting_governance.commands import transcript_edit
 from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.models import Recording, Transcript
 
 recordings_app = typer.Typer(help="Recordings discovered from Graph and their states.",
                              no_args_is_help=True)
-transcript_app = typer.Typer(help="Stored transcripts: list, show, export.", no_args_is_help=True)
+transcript_app = typer.Typer(help="Stored transcripts: list, show, export, edit (rectify).",
+                             no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command("process")(process)
     app.add_typer(recordings_app, name="recordings")
     app.add_typer(transcript_app, name="transcript")
+    transcript_edit.register(transcript_app)
 
 
 def demo(
