@@ -20,6 +20,7 @@ from meeting_governance.commands import (
     pipeline,
     retention,
     service,
+    users,
 )
 from meeting_governance.errors import GovernanceError
 
@@ -63,6 +64,7 @@ optout.register(app)
 retention.register(app)
 dsr.register(app)
 service.register(app)
+users.register(app)
 
 
 def main() -> None:

@@ -8,17 +8,14 @@ import typer
 
 from meeting_governance import optouts
 from meeting_governance.cliutil import app_context, console, print_json, print_table
-from meeting_governance.commands._stub import not_built
 from meeting_governance.errors import InputError
 
 optout_app = typer.Typer(help="The opt-out registry: add, list, revoke, import.",
                          no_args_is_help=True)
-users_app = typer.Typer(help="Local accounts of the web app.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(optout_app, name="optout")
-    app.add_typer(users_app, name="users")
 
 
 @optout_app.command("add")
@@ -114,10 +111,3 @@ def optout_import(
         raise InputError(f"{file.name}: {exc}") from None
     console.print(f"imported {len(views)} opt-out{'s' if len(views) != 1 else ''} "
                   f"from {file.name}.", markup=False, soft_wrap=True)
-
-
-@users_app.command("add")
-def users_add(ctx: typer.Context, name: str = typer.Argument(...),
-              role: str = typer.Option(..., "--role")) -> None:
-    """Add a local account."""
-    not_built("users add")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from meeting_governance.commands._stub import not_built
+from meeting_governance.cliutil import app_context, console, state
 
 
 def register(app: typer.Typer) -> None:
@@ -14,13 +14,42 @@ def register(app: typer.Typer) -> None:
     app.command("emulator")(emulator)
 
 
-def serve(ctx: typer.Context, host: str | None = typer.Option(None, "--host"),
-          port: int | None = typer.Option(None, "--port")) -> None:
-    """Serve the opt-out form and the admin pages."""
-    not_built("serve")
+def serve(ctx: typer.Context,
+          host: str | None = typer.Option(None, "--host", help="Default: web.host."),
+          port: int | None = typer.Option(None, "--port", help="Default: web.port.")) -> None:
+    """Serve the opt-out form, the admin pages and the JSON API (Ctrl-C stops it)."""
+    import uvicorn
+
+    from meeting_governance.web import create_app
+
+    app_ctx = app_context(ctx)
+    web = app_ctx.settings.web
+    bind_host = host or web.host
+    bind_port = port if port is not None else web.port
+    shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
+    url = web.base_url or f"http://{shown_host}:{bind_port}"
+    console.print(f"serving the opt-out form at {url}/login (Ctrl-C to stop)")
+    # access_log off: request lines carry search terms (names, addresses) in query strings.
+    uvicorn.run(create_app(app_ctx), host=bind_host, port=bind_port, access_log=False,
+                proxy_headers=True, server_header=False, log_level="warning")
 
 
-def emulator(ctx: typer.Context, port: int = typer.Option(8443, "--port"),
-             scenario: Path | None = typer.Option(None, "--scenario")) -> None:
-    """Run the Microsoft Graph + sign-in emulator on loopback."""
-    not_built("emulator")
+def emulator(
+    ctx: typer.Context,
+    port: int = typer.Option(8443, "--port", min=0, max=65535, help="Loopback port (0: any)."),
+    scenario: Path | None = typer.Option(
+        None, "--scenario", help="Scenario TOML (default: the demo's, config/emulator/demo.toml)."),
+    media: Path | None = typer.Option(None, "--media", help="Directory of the recordings' media "
+                                      "(default: the demo clips shipped in the package)."),
+) -> None:
+    """Run the Microsoft Graph + sign-in emulator on loopback HTTPS (Ctrl-C stops it).
+
+    It generates a throwaway CA and prints where its bundle is: point graph.ca_bundle at it,
+    graph.authority_host and graph.base_url at the printed URLs."""
+    from meeting_governance.graph.emulator import run_emulator
+    from meeting_governance.graph.emulator.scenario import default_media_dir, default_scenario_path
+
+    settings = state(ctx).settings()
+    state_dir = settings.home / "emulator"
+    run_emulator(port, scenario or default_scenario_path("demo"), media or default_media_dir(),
+                 state_dir)

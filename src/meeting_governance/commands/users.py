@@ -1,0 +1,71 @@
+"""`meeting-governance users …`: local accounts of the web app."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from meeting_governance import users
+from meeting_governance.cliutil import app_context, console, print_json, print_table
+from meeting_governance.errors import InputError
+
+users_app = typer.Typer(help="Local accounts of the web app (coordinator, dpo, admin).",
+                        no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        # One line, so `printf '%s\n' "$PW" | … --password-stdin` works; never an argument,
+        # where it would show in `ps` and shell history.
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InputError("no password on standard input")
+        return password
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The sign-in name (letters, digits, . _ -)."),
+    role: str = typer.Option(..., "--role", help="coordinator | dpo | admin"),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
+) -> None:
+    """Add a local account; prompts twice for its password (hidden)."""
+    users.validate_name(name)
+    users.validate_role(role)
+    password = _read_password(password_stdin)
+    app = app_context(ctx)
+    with app.session() as session:
+        view = users.add_user(app, session, name, role, password)
+    console.print(f"added user {view.name} ({view.role})")
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context,
+               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List accounts, disabled ones included."""
+    app = app_context(ctx)
+    with app.session() as session:
+        rows = users.list_users(session)
+    if as_json:
+        print_json([{"name": u.name, "role": u.role, "source": u.source,
+                     "created_at": u.created_at, "disabled_at": u.disabled_at} for u in rows])
+        return
+    print_table("Users", ["name", "role", "source", "created", "disabled"],
+                [(u.name, u.role, u.source, u.created_at, u.disabled_at) for u in rows])
+
+
+@users_app.command("disable")
+def users_disable(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Disable an account; its open sessions end at their next request."""
+    app = app_context(ctx)
+    with app.session() as session:
+        view = users.disable_user(app, session, name)
+    console.print(f"disabled user {view.name}")

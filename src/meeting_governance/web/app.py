@@ -1,0 +1,123 @@
+"""`create_app(ctx)`: the coordinator opt-out form, the admin pages and the JSON API.
+
+Server-rendered pages that work without JavaScript. Every route but `/healthz`, the sign-in
+pages and `/static` needs a signed-in user; every POST needs the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from meeting_governance.context import AppContext
+from meeting_governance.errors import InputError, NotFoundError
+from meeting_governance.web import admin, api, auth, entra, pages
+from meeting_governance.web.security import (
+    BodyLimitMiddleware,
+    CsrfError,
+    SecurityHeadersMiddleware,
+    SessionMiddleware,
+)
+from meeting_governance.web.sessions import LoginRateLimiter, SessionCodec
+from meeting_governance.web.templating import STATIC_DIR, make_templates, render
+
+log = logging.getLogger(__name__)
+
+# Paths a visitor may open without signing in (the route-table test checks the rest).
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/login/entra", entra.CALLBACK_PATH})
+# Multipart framing around an uploaded CSV of `max_upload_bytes`.
+_FORM_OVERHEAD = 64 * 1024
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    return render(request, "error.html", {"title": message.split(".")[0], "message": message},
+                  status_code=status)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(auth.NotSignedIn)
+    async def not_signed_in(request: Request, exc: auth.NotSignedIn) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "sign in first"}, status_code=401,
+                                headers={"WWW-Authenticate": "Cookie"})
+        return auth.login_redirect(request)
+
+    @app.exception_handler(auth.Forbidden)
+    async def forbidden(request: Request, exc: auth.Forbidden) -> Response:
+        return _error(request, 403, "Your role does not allow this page or action.")
+
+    @app.exception_handler(CsrfError)
+    async def csrf(request: Request, exc: CsrfError) -> Response:
+        return _error(request, 403, "This form has expired or did not come from this site. "
+                                    "Go back, reload the page and try again.")
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> Response:
+        return _error(request, 404, "Not found. It may have been mistyped.")
+
+    @app.exception_handler(InputError)
+    async def bad_input(request: Request, exc: InputError) -> Response:
+        return _error(request, 422, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_json(request):
+            fields = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]),
+                       "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+            return JSONResponse({"detail": fields}, status_code=422)
+        return _error(request, 422, "The request was not understood. Go back and check the form.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: "Not found.", 405: "This method is not allowed here.",
+                    413: f"Too large. {exc.detail}"}
+        return _error(request, exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+
+
+def create_app(app_ctx: AppContext) -> FastAPI:
+    """The web app over one AppContext (its database, keys and clock)."""
+    settings = app_ctx.settings
+    web = settings.web
+    app = FastAPI(title="Meeting Governance", version="1", docs_url=None, redoc_url=None,
+                  redirect_slashes=False,  # one URL per page: `/optouts/` is a 404, not a hop
+                  openapi_url=None,  # served by api.py, behind sign-in
+                  description="Opt-out registry API. Sign in at /login; send the session "
+                              "cookie and the X-CSRF-Token header from GET /api/session.")
+    app.state.ctx = app_ctx
+    app.state.templates = make_templates()
+    app.state.codec = SessionCodec(app_ctx.keys.session_secret(),
+                                   max_age_s=int(web.session_max_age_hours * 3600))
+    app.state.limiter = LoginRateLimiter(web.login_max_attempts, web.login_window_seconds)
+    app.state.entra = entra.EntraSignIn(settings) if web.entra_enabled else None
+
+    app.include_router(auth.router)
+    app.include_router(entra.router)
+    app.include_router(pages.router)
+    app.include_router(admin.router)
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        """Liveness for load balancers: says nothing about the data."""
+        return {"status": "ok"}
+
+    _install_handlers(app)
+    # Added innermost first: headers wrap everything, even a 413 from the body limit.
+    app.add_middleware(SessionMiddleware, codec=app.state.codec,
+                       force_secure=web.base_url.lower().startswith("https://"))
+    app.add_middleware(BodyLimitMiddleware, limit=web.max_upload_bytes + _FORM_OVERHEAD)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

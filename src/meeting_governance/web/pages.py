@@ -1,0 +1,177 @@
+"""The coordinator's pages: list and search, add (with a review step), detail and audit
+trail, revoke with confirmation, CSV import. Routes are thin over `meeting_governance.optouts`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from meeting_governance import optouts
+from meeting_governance.errors import InputError
+from meeting_governance.web.auth import Principal, allow, ctx_of
+from meeting_governance.web.forms import OptOutForm, blocked_summary, to_request
+from meeting_governance.web.templating import render
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+
+
+@router.get("/")
+def home(who: Principal = Depends(allow("optouts.read"))) -> Response:
+    return RedirectResponse("/optouts", status_code=303)
+
+
+@router.get("/optouts")
+def list_page(request: Request, q: str = "", page: int = 1,
+              who: Principal = Depends(allow("optouts.read"))) -> Response:
+    ctx = ctx_of(request)
+    q = q.strip()[:320]
+    page = max(1, min(page, 10_000))
+    with ctx.session() as db:
+        rows = optouts.list_optouts(ctx, db, search=q or None, include_revoked=True,
+                                    limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    return render(request, "optouts_list.html", {
+        "title": "Opt-outs", "rows": rows[:PAGE_SIZE], "q": q, "page": page,
+        "has_next": len(rows) > PAGE_SIZE})
+
+
+def _form_page(request: Request, form: OptOutForm, status: int = 200) -> Response:
+    return render(request, "optout_new.html", {"title": "Add an opt-out", "form": form},
+                  status_code=status)
+
+
+@router.get("/optouts/new")
+def new_page(request: Request, who: Principal = Depends(allow("optouts.write"))) -> Response:
+    return _form_page(request, OptOutForm())
+
+
+@router.post("/optouts")
+def add(request: Request,
+        who: Principal = Depends(allow("optouts.write", csrf=True)),
+        step: str = Form("review"),
+        name: str = Form(""), email: str = Form(""), object_id: str = Form(""),
+        scope: str = Form("all"), meeting: str = Form(""),
+        valid_from: str = Form(""), valid_until: str = Form(""),
+        covers_recording: bool = Form(False), covers_transcription: bool = Form(False),
+        note: str = Form("")) -> Response:
+    """Two steps without JavaScript: `review` shows what will be blocked, `confirm` saves;
+    `edit` goes back to the form with the values kept."""
+    form = OptOutForm(name=name, email=email, object_id=object_id, scope=scope, meeting=meeting,
+                      valid_from=valid_from, valid_until=valid_until,
+                      covers_recording=covers_recording,
+                      covers_transcription=covers_transcription, note=note)
+    if step == "edit":
+        return _form_page(request, form)
+    req, errors = to_request(form)
+    if req is None:
+        return _form_page(request, form.with_errors(errors), status=422)
+    if step != "confirm":
+        return render(request, "optout_review.html", {
+            "title": "Check the opt-out", "form": form, "summary": blocked_summary(form)})
+    ctx = ctx_of(request)
+    try:
+        with ctx.session() as db:
+            view = optouts.add_optout(ctx, db, req, actor=who.actor)
+    except InputError as exc:
+        return _form_page(request, form.with_errors({"email": str(exc)}), status=422)
+    log.info("opt-out added from the web form", extra={"optout_id": view.id})
+    return RedirectResponse(f"/optouts/{view.id}?added=1", status_code=303)
+
+
+@router.get("/optouts/import")
+def import_page(request: Request, who: Principal = Depends(allow("optouts.write"))) -> Response:
+    return render(request, "optout_import.html", {
+        "title": "Import opt-outs", "error": "", "imported": None, "problems": [],
+        "limit": ctx_of(request).settings.web.max_upload_bytes})
+
+
+@router.post("/optouts/import")
+async def import_submit(request: Request,
+                        who: Principal = Depends(allow("optouts.write", csrf=True)),
+                        file: UploadFile = File(...)) -> Response:
+    ctx = ctx_of(request)
+    limit = ctx.settings.web.max_upload_bytes
+    data = await file.read(limit + 1)
+    context: dict[str, Any] = {"title": "Import opt-outs", "error": "", "imported": None, "limit": limit,
+               "problems": []}
+    if len(data) > limit:
+        return render(request, "optout_import.html", {
+            **context, "error": f"The file is larger than {limit} bytes; split it."},
+            status_code=413)
+    try:
+        imported = await run_in_threadpool(_import, request, data, who)
+    except InputError as exc:
+        problems = [str(p) for p in getattr(exc, "problems", [])][:20]
+        return render(request, "optout_import.html", {
+            **context, "error": f"Nothing was imported: {exc}", "problems": problems},
+            status_code=422)
+    return render(request, "optout_import.html", {**context, "imported": imported})
+
+
+def _import(request: Request, data: bytes, who: Principal) -> list[optouts.OptOutView]:
+    ctx = ctx_of(request)
+    with ctx.session() as db:
+        return optouts.import_csv(ctx, db, data, actor=who.actor)
+
+
+@router.get("/optouts/{optout_id}")
+def detail_page(request: Request, optout_id: str, added: int = 0,
+                who: Principal = Depends(allow("optouts.read"))) -> Response:
+    ctx = ctx_of(request)
+    with ctx.session() as db:
+        view = optouts.get_optout(ctx, db, optout_id)
+        trail = optouts.history(ctx, db, optout_id) if who.can("audit.read") else None
+    entries = None if trail is None else [
+        {"at": e.at, "actor": e.actor, "action": e.action, "details": _details(e.details)}
+        for e in trail]
+    return render(request, "optout_detail.html", {
+        "title": "Opt-out", "o": view, "trail": entries, "added": bool(added)})
+
+
+def _details(encoded: str) -> str:
+    """An audit entry's details for reading: empty values left out, keyed hashes shortened
+    (they only show that two entries name the same person or meeting)."""
+    shown = []
+    for key, value in json.loads(encoded or "{}").items():
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if key.endswith(("_blind", "_key")) and len(text) > 16:
+            text = text[:12] + "…"
+        shown.append(f"{key.replace('_', ' ')}: {text}")
+    return "; ".join(shown)
+
+
+@router.get("/optouts/{optout_id}/revoke")
+def revoke_page(request: Request, optout_id: str,
+                who: Principal = Depends(allow("optouts.write"))) -> Response:
+    ctx = ctx_of(request)
+    with ctx.session() as db:
+        view = optouts.get_optout(ctx, db, optout_id)
+    return render(request, "optout_revoke.html", {"title": "Revoke the opt-out", "o": view,
+                                                  "error": "", "reason": ""})
+
+
+@router.post("/optouts/{optout_id}/revoke")
+def revoke_submit(request: Request, optout_id: str,
+                  who: Principal = Depends(allow("optouts.write", csrf=True)),
+                  reason: str = Form("")) -> Response:
+    ctx = ctx_of(request)
+    reason = reason.strip()
+    if not reason or len(reason) > 2000:
+        with ctx.session() as db:
+            view = optouts.get_optout(ctx, db, optout_id)
+        return render(request, "optout_revoke.html", {
+            "title": "Revoke the opt-out", "o": view, "reason": reason[:2000],
+            "error": "Say why it is revoked (at most 2000 characters)."}, status_code=422)
+    with ctx.session() as db:
+        optouts.revoke_optout(ctx, db, optout_id, actor=who.actor, reason=reason)
+    log.info("opt-out revoked from the web form", extra={"optout_id": optout_id})
+    return RedirectResponse(f"/optouts/{optout_id}", status_code=303)

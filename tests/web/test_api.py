@@ -1,0 +1,69 @@
+"""The JSON API: same operations, same rules (sign-in, roles, X-CSRF-Token), an OpenAPI schema."""
+
+from __future__ import annotations
+
+from .conftest import JOIN_LINK, Web
+
+
+def test_api_round_trip(web_any: Web) -> None:
+    web = web_any
+    client = web.as_role("coordinator")
+    token = web.token(client)
+    created = client.post("/api/optouts", headers={"X-CSRF-Token": token},
+                          json={"email": "Ada@Example.org", "name": "Ada", "meeting": JOIN_LINK,
+                                "covers_recording": False})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["email"] == "ada@example.org" and body["scope"] == "meeting"
+    assert body["active"] and not body["covers_recording"] and body["covers_transcription"]
+    assert body["created_by"] == "web:cora"
+    listed = client.get("/api/optouts", params={"search": "ADA@example.org"}).json()
+    assert [o["id"] for o in listed] == [body["id"]]
+    assert client.get(f"/api/optouts/{body['id']}").json()["name"] == "Ada"
+    revoked = client.post(f"/api/optouts/{body['id']}/revoke", headers={"X-CSRF-Token": token},
+                          json={"reason": "withdrawn"})
+    assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "web:cora"
+    again = client.post(f"/api/optouts/{body['id']}/revoke", headers={"X-CSRF-Token": token},
+                        json={"reason": "twice"})
+    assert again.status_code == 422 and "already revoked" in again.json()["detail"]
+    assert client.get("/api/optouts", params={"include_revoked": False}).json() == []
+    assert client.get(f"/api/optouts/{body['id']}/history").status_code == 403
+    trail = web.as_role("dpo").get(f"/api/optouts/{body['id']}/history").json()
+    assert [e["action"] for e in trail] == ["optout.add", "optout.revoke"]
+
+
+def test_api_validation_names_the_fields(web: Web) -> None:
+    client = web.as_role("coordinator")
+    headers = {"X-CSRF-Token": web.token(client)}
+    response = client.post("/api/optouts", headers=headers,
+                           json={"object_id": "nope", "covers_recording": False,
+                                 "covers_transcription": False})
+    assert response.status_code == 422
+    fields = {p["field"] for p in response.json()["detail"]}
+    assert {"object_id", "covers"} <= fields
+    unknown = client.post("/api/optouts", headers=headers, json={"email": "a@b.org", "admin": 1})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["field"] == "admin"
+
+
+def test_api_post_needs_the_csrf_header(web: Web) -> None:
+    client = web.as_role("coordinator")
+    response = client.post("/api/optouts", json={"email": "a@b.org"})
+    assert response.status_code == 403
+    response = client.post("/api/optouts", json={"email": "a@b.org"},
+                           headers={"X-CSRF-Token": "guessed"})
+    assert response.status_code == 403
+    # A cross-site form post (form-encoded, token-less) is refused the same way.
+    response = client.post("/api/optouts", data={"email": "a@b.org"})
+    assert response.status_code == 403
+
+
+def test_openapi_schema_behind_sign_in(web: Web) -> None:
+    assert web.client().get("/api/openapi.json").status_code == 401
+    schema = web.as_role("coordinator").get("/api/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    paths = set(schema["paths"])
+    assert {"/api/optouts", "/api/optouts/{optout_id}", "/api/optouts/{optout_id}/revoke",
+            "/api/session"} <= paths
+    assert all(p.startswith("/api/") for p in paths)  # pages stay out of the schema
+    assert web.client().get("/docs").status_code in (303, 404)
