@@ -50,6 +50,9 @@ def is_object_id(value: str) -> bool:
 def validated_email(value: str) -> str:
     """Normalise and validate, with a message that says what is wrong (for forms and CSV)."""
     email = normalise_email(value)
+    if len(email) > 254 or len(email.split("@", 1)[0]) > 64:
+        raise InputError("not an e-mail address: at most 254 characters, 64 before the '@' "
+                         f"(got {len(email)})")
     if not _EMAIL_RE.match(email):
         raise InputError(
             f"not an e-mail address: it needs one '@' and a domain (got {len(value)} characters)")

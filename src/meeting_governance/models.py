@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from meeting_governance.dbtypes import UTCDateTime
@@ -115,6 +115,9 @@ class Transcript(SQLModel, table=True):
     """A stored transcript's metadata; after purge the same row is the tombstone."""
 
     __tablename__ = "transcript"
+    # The purge reads "unpurged, due by date" in retain_until order straight off this index,
+    # without rescanning the ever-growing tombstones (purged_at set) or sorting.
+    __table_args__ = (Index("ix_transcript_due", "purged_at", "retain_until"),)
 
     id: str = Field(primary_key=True, max_length=40)
     recording_id: int | None = Field(default=None, foreign_key="recording.id", index=True)

@@ -114,6 +114,10 @@ def _aware(value: datetime | None) -> datetime | None:
     return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).astimezone(UTC)
 
 
+# Cells starting with these are formulas to Excel and LibreOffice (CSV injection, OWASP).
+_FORMULA_START = ("=", "+", "@", "\t", "\r")
+
+
 def _clean(req: OptOutRequest) -> tuple[_Clean | None, list[FieldError]]:
     errors: list[FieldError] = []
     email = object_id = meeting_key = None
@@ -134,6 +138,9 @@ def _clean(req: OptOutRequest) -> tuple[_Clean | None, list[FieldError]]:
         errors.append(FieldError("name", f"too long ({len(name)} characters; at most {MAX_NAME})"))
     elif name and _CONTROL.search(name):
         errors.append(FieldError("name", "contains control characters"))
+    elif name and name[0] in _FORMULA_START:
+        errors.append(FieldError("name", f"must not start with {name[0]!r} (a spreadsheet would "
+                                         "run it as a formula)"))
     meeting = (req.meeting or "").strip() or None
     if meeting:
         try:
@@ -150,6 +157,9 @@ def _clean(req: OptOutRequest) -> tuple[_Clean | None, list[FieldError]]:
     note = (req.note or "").strip() or None
     if note and len(note) > MAX_NOTE:
         errors.append(FieldError("note", f"too long ({len(note)} characters; at most {MAX_NOTE})"))
+    elif note and note[0] in _FORMULA_START:
+        errors.append(FieldError("note", f"must not start with {note[0]!r} (a spreadsheet would "
+                                         "run it as a formula)"))
     if errors:
         return None, errors
     return _Clean(email, object_id, name, meeting, meeting_key, valid_from, valid_until, note), []

@@ -23,11 +23,12 @@ from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlmodel import Session, col, select, update
 
-from meeting_governance import formats, retention
+from meeting_governance import formats, holds, retention
 from meeting_governance.context import AppContext, worker_identity
-from meeting_governance.errors import GovernanceError, GraphError, TranscriptionError
+from meeting_governance.errors import DatabaseError, GovernanceError, GraphError, TranscriptionError
 from meeting_governance.gate import Decision, Verdict, decide
 from meeting_governance.graph import (
+    Discovery,
     GraphClient,
     MeetingInfo,
     discover,
@@ -45,6 +46,7 @@ from meeting_governance.store import NewTranscript, participant_blinds, store_tr
 from meeting_governance.transcribe import Transcriber, TranscriptResult
 
 log = logging.getLogger(__name__)
+MAX_ID = 1024  # the width of recording.graph_recording_id and recording.meeting_id
 
 
 @dataclass
@@ -113,41 +115,61 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
                                                     "status": exc.status})
             METRICS.errors.labels(kind="discovery").inc()
             continue
-        with app.session() as session:
-            existing = set(session.exec(select(Recording.graph_recording_id).where(
-                col(Recording.graph_recording_id).in_([r.recording_id for r in found.recordings]))
-            ).all()) if found.recordings else set()
-            for ref in found.recordings:
-                seen += 1
-                if ref.recording_id in existing:
-                    continue
-                rec = Recording(graph_recording_id=ref.recording_id, meeting_id=ref.meeting_id,
-                                organizer_id=organizer_id, call_id=ref.call_id,
-                                recorded_at=ref.created, meeting_end=ref.end,
-                                first_seen_at=now, updated_at=now)
-                try:
-                    with session.begin_nested():
-                        session.add(rec)
-                        session.flush()
-                except SAIntegrityError:
-                    continue  # another poller stored it first: idempotent
-                existing.add(ref.recording_id)
-                new += 1
-                app.audit(session, "recording.discovered", target_type="recording",
-                          target_id=str(rec.id), actor=f"worker:{worker_identity()}")
-            if found.delta_link:
-                if stored := session.get(DeltaLink, organizer_id):
-                    stored.link = found.delta_link
-                    stored.updated_at = now
-                    session.add(stored)
-                else:
-                    session.add(DeltaLink(organizer_id=organizer_id, link=found.delta_link,
-                                          updated_at=now))
+        try:
+            new, seen = _store_discovery(app, organizer_id, found, now, errors, new, seen)
+        except DatabaseError as exc:
+            errors.append(f"organiser {organizer_id}: {exc}")
+            log.warning("storing discovered recordings failed", extra={"organizer": organizer_id})
+            continue
         if progress:
             progress(index, len(scope))
     log.info("poll done", extra={"organizers": len(scope), "new": new, "seen": seen,
                                  "errors": len(errors)})
     return PollReport(len(scope), new, seen, tuple(errors))
+
+
+def _store_discovery(app: AppContext, organizer_id: str, found: Discovery, now: datetime,
+                     errors: list[str], new: int, seen: int) -> tuple[int, int]:
+    """One organiser's new rows and its new delta link, in one transaction."""
+    with app.session() as session:
+        existing = set(session.exec(select(Recording.graph_recording_id).where(
+            col(Recording.graph_recording_id).in_([r.recording_id for r in found.recordings]))
+        ).all()) if found.recordings else set()
+        for ref in found.recordings:
+            seen += 1
+            if ref.recording_id in existing:
+                continue
+            if len(ref.recording_id) > MAX_ID or len(ref.meeting_id) > MAX_ID:
+                # No real Graph id is this long; storing it would fail on PostgreSQL and
+                # stop discovery for the organiser for good. Skip it, loudly.
+                errors.append(f"organiser {organizer_id}: skipped a recording whose id is "
+                              f"longer than {MAX_ID} characters")
+                log.warning("recording id too long", extra={"organizer": organizer_id})
+                continue
+            call_id = ref.call_id if ref.call_id and len(ref.call_id) <= 200 else None
+            rec = Recording(graph_recording_id=ref.recording_id, meeting_id=ref.meeting_id,
+                            organizer_id=organizer_id, call_id=call_id,
+                            recorded_at=ref.created, meeting_end=ref.end,
+                            first_seen_at=now, updated_at=now)
+            try:
+                with session.begin_nested():
+                    session.add(rec)
+                    session.flush()
+            except SAIntegrityError:
+                continue  # another poller stored it first: idempotent
+            existing.add(ref.recording_id)
+            new += 1
+            app.audit(session, "recording.discovered", target_type="recording",
+                      target_id=str(rec.id), actor=f"worker:{worker_identity()}")
+        if found.delta_link:
+            if stored := session.get(DeltaLink, organizer_id):
+                stored.link = found.delta_link
+                stored.updated_at = now
+                session.add(stored)
+            else:
+                session.add(DeltaLink(organizer_id=organizer_id, link=found.delta_link,
+                                      updated_at=now))
+    return new, seen
 
 
 # -- claiming -----------------------------------------------------------------------------
@@ -423,6 +445,8 @@ def _store(app: AppContext, recording_id: int, worker: str, info: MeetingInfo,
             content_json=formats.to_json(result), language=result.language,
             duration_s=result.duration, model=result.model,
             retention_policy=assignment.policy, retain_until=assignment.retain_until))
+        # A hold on a person or a meeting set before this transcript existed covers it too.
+        holds.refresh_flags(session, [row.id])
         transition(app, session, rec, State.STORED, reason="transcribed and stored",
                    actor=f"worker:{worker}", transcript=row.id,
                    policy=assignment.policy)

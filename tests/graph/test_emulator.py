@@ -37,7 +37,7 @@ DEMO = default_scenario_path("demo")
 def test_demo_scenario_loads():
     scenario = load_scenario(DEMO)
     assert len(scenario.organizers) == 2
-    assert len(scenario.meetings) == 6
+    assert len(scenario.meetings) == 7
     assert {r.meeting for r in scenario.recordings} == {m.id for m in scenario.meetings}
     assert any(not m.attendance_reports for m in scenario.meetings)
 
@@ -113,7 +113,7 @@ def test_run_emulator_serves_the_demo_until_stopped(tmp_path, media_dir):
             found = discover(client, organizer, delta_link=None,
                              start=datetime(2026, 1, 1, tzinfo=UTC),
                              end=datetime(2027, 1, 1, tzinfo=UTC))
-            assert len(found.recordings) == 3
+            assert len(found.recordings) == 4
             info = resolve_participants(client, organizer, found.recordings[0].meeting_id)
             assert info.complete
     finally:
@@ -143,4 +143,4 @@ def test_demo_end_to_end_with_the_shipped_media(tmp_path):
                     client, organizer, ref.meeting_id, ref.recording_id, tmp_path / "staging",
                     max_bytes=10**7, allowed_content_types=["audio/mp4", "video/mp4"])
                 assert result.sha256 == expected[media_of[ref.recording_id]]
-        assert complete == 3  # weekly sync, retro and vendor demo; the gate decides the rest
+        assert complete == 4  # weekly sync, retro, vendor demo, all hands; the gate decides the rest

@@ -46,6 +46,19 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/optouts/{optout_id}"): ALL,
     ("POST", "/api/optouts/{optout_id}/revoke"): ALL,
     ("GET", "/api/optouts/{optout_id}/history"): DPO_UP,
+    ("GET", "/dpo"): DPO_UP,
+    ("GET", "/dpo/person"): DPO_UP,
+    ("POST", "/dpo/person"): DPO_UP,
+    ("POST", "/dpo/person/export"): DPO_UP,
+    ("POST", "/dpo/person/erase"): DPO_UP,
+    ("POST", "/dpo/person/withdraw"): DPO_UP,
+    ("GET", "/dpo/requests"): DPO_UP,
+    ("POST", "/dpo/requests"): DPO_UP,
+    ("POST", "/dpo/requests/{reference}/close"): DPO_UP,
+    ("GET", "/dpo/holds"): DPO_UP,
+    ("POST", "/dpo/holds"): DPO_UP,
+    ("POST", "/dpo/holds/{hold_id}/release"): DPO_UP,
+    ("GET", "/dpo/stats"): DPO_UP,
 }
 
 
@@ -57,7 +70,7 @@ def app_routes(web: Web) -> list[tuple[str, str]]:
         routes: list[Any] = list(web.app.routes)
     else:
         routes = list(iter_route_contexts(web.app.routes))
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for route in routes:
         original = getattr(route, "original_route", route)
         if isinstance(original, Mount):
@@ -84,11 +97,34 @@ def _new_user(web: Web) -> str:
     return name
 
 
+def _new_request(web: Web) -> str:
+    from meeting_governance import dsr
+
+    with web.ctx.session() as db:
+        return dsr.open_request(web.ctx, db, "access",
+                                email=f"subject{next(_counter)}@example.org").reference
+
+
+def _new_hold(web: Web) -> str:
+    from meeting_governance import holds
+
+    return holds.set_hold(web.ctx, reason="case", meeting_id=f"m-{next(_counter)}").id
+
+
+def concrete_path(web: Web, path: str) -> str:
+    """A route's path with fresh objects for its parameters."""
+    for name, make in (("{optout_id}", _new_optout), ("{name}", _new_user),
+                       ("{reference}", _new_request), ("{hold_id}", _new_hold)):
+        if name in path:
+            path = path.replace(name, make(web))
+    return path
+
+
 def call(web: Web, client: TestClient, method: str, path: str, *, csrf: bool = True) -> Any:
     """One well-formed request to a route, with fresh data where it consumes some."""
     token = web.token(client) if csrf and _signed_in(client) else "none"
     headers = {"X-CSRF-Token": token} if csrf else {}
-    concrete = path.replace("{optout_id}", _new_optout(web)).replace("{name}", _new_user(web))
+    concrete = concrete_path(web, path)
     if method == "GET":
         return client.get(concrete)
     form: dict[str, str] = {}
@@ -108,6 +144,14 @@ def call(web: Web, client: TestClient, method: str, path: str, *, csrf: bool = T
         json_body = {"email": f"a{next(_counter)}@example.org", "meeting": JOIN_LINK}
     elif path == "/api/optouts/{optout_id}/revoke":
         json_body = {"reason": "withdrawn"}
+    elif path.startswith("/dpo/person"):
+        form = {"who": f"d{next(_counter)}@example.org"}
+    elif path == "/dpo/requests":
+        form = {"kind": "access", "who": f"r{next(_counter)}@example.org"}
+    elif path == "/dpo/holds":
+        form = {"kind": "meeting", "target": f"m-{next(_counter)}", "reason": "complaint"}
+    elif path == "/dpo/holds/{hold_id}/release":
+        form = {"reason": "case closed"}
     if json_body is not None:
         return client.post(concrete, json=json_body, headers=headers)
     return client.post(concrete, data=form, files=files, headers=headers)
@@ -171,8 +215,7 @@ def test_every_post_without_csrf_token_is_refused(web: Web, role: str) -> None:
         # A token from another session does not count either.
         other = web.as_role(role)
         stolen = web.token(other)
-        response = client.post(path.replace("{optout_id}", _new_optout(web))
-                               .replace("{name}", _new_user(web)),
+        response = client.post(concrete_path(web, path),
                                data={"csrf_token": stolen, "reason": "x"},
                                headers={"X-CSRF-Token": stolen})
         assert response.status_code == 403, (path, "foreign token")

@@ -1,44 +1,246 @@
-"""Retention, legal holds and the purge."""
+"""Retention, legal holds and the purge: parse, call one function, print."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from meeting_governance.commands._stub import not_built
+from meeting_governance import holds, receipts
+from meeting_governance.cliutil import (
+    app_context,
+    console,
+    err_console,
+    print_json,
+    print_table,
+    progress_bar,
+    state,
+)
+from meeting_governance.clock import parse_instant
+from meeting_governance.errors import GovernanceError, InputError, IntegrityError
+from meeting_governance.keys import provider_from_settings
+from meeting_governance.purge import PurgeReport
+from meeting_governance.purge import purge as run_purge
+from meeting_governance.retention import ApplyReport, Change, apply_policies
 
+purge_app = typer.Typer(
+    help="Purge every transcript whose retention ended (crypto-shredding), with a signed "
+    "receipt; `purge verify-receipt FILE` checks one.",
+    invoke_without_command=True,
+)
 hold_app = typer.Typer(help="Legal holds: set, release, list.", no_args_is_help=True)
-retention_app = typer.Typer(help="Retention policies.", no_args_is_help=True)
+retention_app = typer.Typer(help="Retention policies: list them, re-apply them.",
+                            no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("purge")(purge)
+    app.add_typer(purge_app, name="purge")
     app.add_typer(hold_app, name="hold")
     app.add_typer(retention_app, name="retention")
 
 
+# -- purge ------------------------------------------------------------------------------------
+def report_dict(report: PurgeReport) -> dict[str, Any]:
+    return {
+        "run_id": report.run_id, "as_of": report.as_of, "dry_run": report.dry_run,
+        "purged": report.purged, "by_policy": report.by_policy, "held": report.held,
+        "skipped": report.skipped,
+        "errors": [{"transcript_id": e.transcript_id, "error": e.error} for e in report.errors],
+        "tombstone_ids": list(report.tombstone_ids), "staging_deleted": report.staging_deleted,
+        "batches": report.batches, "seconds": round(report.seconds, 3),
+        "receipt_id": report.receipt_id, "receipt_path": report.receipt_path,
+        "vacuumed": report.vacuumed,
+    }
+
+
+@purge_app.callback()
 def purge(ctx: typer.Context,
-          dry_run: bool = typer.Option(False, "--dry-run"),
-          as_of: str | None = typer.Option(None, "--as-of"),
-          as_json: bool = typer.Option(False, "--json")) -> None:
-    """Purge every transcript that is due."""
-    not_built("purge")
+          dry_run: bool = typer.Option(False, "--dry-run", help="Report what is due; change nothing."),
+          as_of: str | None = typer.Option(None, "--as-of", metavar="ISO8601",
+                                           help="Purge what is due at this instant (default: now)."),
+          batch_size: int | None = typer.Option(None, "--batch-size", min=1,
+                                                help="Transcripts per transaction (default: "
+                                                "purge.batch_size)."),
+          as_json: bool = typer.Option(False, "--json", help="Print the report as JSON only.")) -> None:
+    """Purge every transcript that is due: shred its keys, keep a tombstone, sign a receipt."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = app_context(ctx)
+    try:
+        instant = parse_instant(as_of) if as_of else app.clock.now()
+    except ValueError:
+        raise InputError(f"--as-of {as_of!r} is not an ISO 8601 instant "
+                         "(e.g. 2026-01-31 or 2026-01-31T03:00:00Z)") from None
+    if as_json:
+        report = run_purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size)
+        print_json(report_dict(report))
+        return
+    with progress_bar("dry run" if dry_run else "purging") as update:
+        report = run_purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size,
+                           progress=update)
+    _print_report(report)
+
+
+def _print_report(report: PurgeReport) -> None:
+    verb = "would purge" if report.dry_run else "purged"
+    rows: list[tuple[str, Any]] = [(f"{verb} ({policy})", n) for policy, n in report.by_policy.items()]
+    rows += [(verb, report.purged), ("held (legal hold)", report.held),
+             ("skipped (no retain_until)", report.skipped), ("errors", len(report.errors)),
+             ("staging files " + ("to delete" if report.dry_run else "deleted"),
+              report.staging_deleted)]
+    if report.receipt_path:
+        rows.append(("receipt", report.receipt_path))
+    title = f"Purge as of {report.as_of.isoformat(timespec='seconds')}"
+    print_table(title + (" (dry run)" if report.dry_run else ""), ["", "count"], rows)
+    for failure in report.errors:
+        err_console.print(f"failed: {failure.transcript_id}: {failure.error}")
+
+
+@purge_app.command("verify-receipt")
+def verify_receipt(ctx: typer.Context, file: Path = typer.Argument(..., exists=False),
+                   public_key: str | None = typer.Option(
+                       None, "--public-key", help="Base64 Ed25519 public key to check the signer "
+                       "against (default: this installation's receipt key, if readable)."),
+                   as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
+    """Check a purge receipt's signature; any changed byte fails."""
+    key = public_key
+    if key is None:
+        try:
+            key = receipts.public_key_b64(provider_from_settings(state(ctx).settings()).signing_key())
+        except GovernanceError:
+            err_console.print("note: no keyring here; checked against the key inside the receipt "
+                              "(proves it is intact, not who signed it)")
+    check = receipts.verify_receipt(file, key)
+    if as_json:
+        print_json(check)
+    elif check.ok:
+        console.print(f"receipt {check.receipt_id} is valid: {check.purged} tombstones, audit head "
+                      f"{check.audit_head_seq}, signed {check.created_at}")
+    if not check.ok:
+        raise IntegrityError(f"receipt {file} does not verify: {check.problem}")
+
+
+# -- holds --------------------------------------------------------------------------------------
+def _target_opts(transcript_id: str | None, email: str | None, object_id: str | None,
+                 meeting: str | None) -> dict[str, str | None]:
+    return {"transcript_id": transcript_id, "email": email, "object_id": object_id,
+            "meeting_id": meeting}
 
 
 @hold_app.command("set")
-def hold_set(ctx: typer.Context, transcript_id: str = typer.Argument(...),
-             reason: str = typer.Option(..., "--reason")) -> None:
-    """Put a transcript under legal hold."""
-    not_built("hold set")
+def hold_set(ctx: typer.Context,
+             transcript_id: str | None = typer.Argument(None, help="Transcript to hold."),
+             email: str | None = typer.Option(None, "--email", help="Hold every transcript of "
+                                              "this person's meetings, present and future."),
+             object_id: str | None = typer.Option(None, "--object-id", help="Same, by Entra id."),
+             meeting: str | None = typer.Option(None, "--meeting", help="Hold a meeting's transcripts."),
+             reason: str = typer.Option(..., "--reason", help="Why (kept sealed; may name people)."),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
+    """Put a transcript, a person or a meeting under legal hold: nothing covered is purged."""
+    info = holds.set_hold(app_context(ctx), reason=reason,
+                          **_target_opts(transcript_id, email, object_id, meeting))
+    if as_json:
+        print_json(info)
+    else:
+        console.print(f"hold {info.id} set on {info.kind} {info.target} "
+                      f"({info.covered} transcripts covered now)")
 
 
 @hold_app.command("release")
-def hold_release(ctx: typer.Context, transcript_id: str = typer.Argument(...),
-                 reason: str = typer.Option(..., "--reason")) -> None:
-    """Release a legal hold."""
-    not_built("hold release")
+def hold_release(ctx: typer.Context,
+                 transcript_id: str | None = typer.Argument(None, help="Transcript whose hold ends."),
+                 hold_id: str | None = typer.Option(None, "--hold-id", help="The hold, by id."),
+                 email: str | None = typer.Option(None, "--email", help="A person hold, by address."),
+                 object_id: str | None = typer.Option(None, "--object-id", help="A person hold, by id."),
+                 meeting: str | None = typer.Option(None, "--meeting", help="A meeting hold."),
+                 reason: str = typer.Option(..., "--reason", help="Why (kept sealed)."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
+    """Release a legal hold: what it covered is due again at retain_until, or now if later."""
+    app = app_context(ctx)
+    chosen = holds.find_active(app, hold_id=hold_id,
+                               **_target_opts(transcript_id, email, object_id, meeting))
+    info = holds.release_hold(app, chosen, reason=reason)
+    if as_json:
+        print_json(info)
+    else:
+        console.print(f"hold {info.id} on {info.kind} {info.target} released")
+
+
+@hold_app.command("list")
+def hold_list(ctx: typer.Context,
+              include_released: bool = typer.Option(False, "--all", help="Released holds too."),
+              reasons: bool = typer.Option(False, "--reasons", help="Decrypt the reasons (audited)."),
+              as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
+    """Legal holds, newest first."""
+    infos = holds.list_holds(app_context(ctx), include_released=include_released,
+                             with_reasons=reasons)
+    if as_json:
+        print_json([{**info.__dict__, "active": info.active} for info in infos])
+        return
+    columns = ["id", "kind", "target", "set by", "set at", "released at", "covers"]
+    if reasons:
+        columns.append("reason")
+    print_table("Legal holds", columns, [
+        [i.id, i.kind, i.target, i.set_by, i.set_at, i.released_at, i.covered]
+        + ([i.reason] if reasons else []) for i in infos])
+
+
+# -- retention ------------------------------------------------------------------------------------
+def _change_dict(change: Change) -> dict[str, Any]:
+    return {**change.__dict__, "direction": change.direction}
 
 
 @retention_app.command("apply")
-def retention_apply(ctx: typer.Context, dry_run: bool = typer.Option(False, "--dry-run")) -> None:
-    """Re-evaluate retention of stored transcripts."""
-    not_built("retention apply")
+def retention_apply(ctx: typer.Context,
+                    dry_run: bool = typer.Option(False, "--dry-run", help="Report only."),
+                    allow_shorten: bool = typer.Option(
+                        False, "--allow-shorten", help="Also move due dates earlier (brings "
+                        "purges forward; refused otherwise)."),
+                    as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
+    """Re-evaluate stored transcripts after a policy change; report what moves earlier or later."""
+    report = apply_policies(app_context(ctx), dry_run=dry_run, allow_shorten=allow_shorten)
+    if as_json:
+        print_json(_apply_dict(report))
+        return
+    rows = [[c.transcript_id, c.direction, c.old_policy, c.new_policy, c.old_retain_until,
+             c.new_retain_until] for c in report.later + report.earlier + report.relabelled]
+    rows += [[c.transcript_id, "earlier (refused: --allow-shorten)", c.old_policy, c.new_policy,
+              c.old_retain_until, c.new_retain_until] for c in report.refused_shorten]
+    print_table("Retention changes" + (" (dry run)" if dry_run else ""),
+                ["transcript", "moves", "policy was", "policy now", "due was", "due now"], rows)
+    console.print(f"examined {report.examined}, unchanged {report.unchanged}, later "
+                  f"{len(report.later)}, earlier {len(report.earlier)}, refused "
+                  f"{len(report.refused_shorten)}, group rules not evaluated "
+                  f"{report.unresolved_groups}")
+
+
+def _apply_dict(report: ApplyReport) -> dict[str, Any]:
+    return {"dry_run": report.dry_run, "allow_shorten": report.allow_shorten,
+            "examined": report.examined, "unchanged": report.unchanged,
+            "applied": report.applied, "unresolved_groups": report.unresolved_groups,
+            "later": [_change_dict(c) for c in report.later],
+            "earlier": [_change_dict(c) for c in report.earlier],
+            "relabelled": [_change_dict(c) for c in report.relabelled],
+            "refused_shorten": [_change_dict(c) for c in report.refused_shorten]}
+
+
+@retention_app.command("policies")
+def retention_policies(ctx: typer.Context,
+                       as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
+    """The configured policies and the rules that choose them (first match wins)."""
+    retention = state(ctx).settings().retention
+    policies = [{"name": name, "days": p.days, "description": p.description,
+                 "default": name == retention.default_policy}
+                for name, p in sorted(retention.policies.items())]
+    rules = [{"order": n, "policy": r.policy, "organizer": r.organizer, "group": r.group}
+             for n, r in enumerate(retention.rules, 1)]
+    if as_json:
+        print_json({"policies": policies, "rules": rules})
+        return
+    print_table("Retention policies", ["name", "days", "default", "description"],
+                [[p["name"], p["days"], "yes" if p["default"] else "", p["description"]]
+                 for p in policies])
+    if rules:
+        print_table("Rules (first match wins)", ["#", "policy", "organizer", "group"],
+                    [[r["order"], r["policy"], r["organizer"], r["group"]] for r in rules])

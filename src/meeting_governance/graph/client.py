@@ -47,7 +47,12 @@ _FIX_BY_STATUS = {
 
 
 def quote_segment(value: str) -> str:
-    """Percent-encode one opaque Graph id for a path segment (`/`, `=`, `+`, `#`, `@`, `*` too)."""
+    """Percent-encode one opaque Graph id for a path segment (`/`, `=`, `+`, `#`, `@`, `*` too).
+
+    `.` and `..` are encoded as well: left as they are, URL normalisation would remove them as
+    dot segments and the request would address another resource."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 
@@ -325,7 +330,7 @@ class GraphClient:
                 inner = error.get("innerError") or error.get("innererror") or {}
                 if isinstance(inner, dict) and inner.get("request-id"):
                     request_id = str(inner["request-id"])
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         finally:
             response.close()
@@ -345,7 +350,7 @@ class GraphClient:
         response = self.request("GET", url, kind=kind)
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than Python's limit is malformed too
             raise GraphError(
                 f"Graph returned a malformed or truncated JSON body ({len(response.content)} "
                 f"bytes) to a {kind} call; nothing was used from it, retry later",

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from meeting_governance.graph.client import GraphClient, quote_segment
-from meeting_governance.graph.recordings import parse_graph_datetime
+from meeting_governance.graph.recordings import parse_graph_datetime, shape_error
 from meeting_governance.identity import (
     Participant,
     ParticipantKind,
@@ -159,7 +159,17 @@ def _meeting_url(client: GraphClient, organizer_id: str, meeting_id: str) -> str
 
 
 def resolve_participants(client: GraphClient, organizer_id: str, meeting_id: str) -> MeetingInfo:
-    """Organiser, invitees and every attendance record of one meeting, merged and classified."""
+    """Organiser, invitees and every attendance record of one meeting, merged and classified.
+
+    A body of the wrong shape (a string where an object belongs) is a retryable GraphError,
+    never a crash: the gate then waits, as for any other Graph error."""
+    try:
+        return _resolve(client, organizer_id, meeting_id)
+    except (AttributeError, TypeError) as exc:
+        raise shape_error("participants", exc) from None
+
+
+def _resolve(client: GraphClient, organizer_id: str, meeting_id: str) -> MeetingInfo:
     base = _meeting_url(client, organizer_id, meeting_id)
     meeting = client.get_json(base, kind="meeting")
     people = meeting.get("participants") or {}

@@ -64,13 +64,25 @@ def all_recordings_url(client: GraphClient, organizer_id: str, *, start: datetim
     return f"{client.base_url}/users/{quote_segment(organizer_id)}/onlineMeetings/{function}/delta"
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """A nested JSON object, or {} when Graph sent something else there (a string, a list)."""
+    return value if isinstance(value, dict) else {}
+
+
+def shape_error(kind: str, exc: Exception) -> GraphError:
+    """A body that parsed but has the wrong shape: as retryable as a malformed one."""
+    return GraphError(f"Graph answered a {kind} call with JSON of an unexpected shape "
+                      f"({exc.__class__.__name__}); nothing was used from it, retry later",
+                      code="malformed_response", retryable=True)
+
+
 def _recording_ref(item: dict[str, Any], organizer_id: str) -> RecordingRef:
     recording_id, meeting_id = item.get("id"), item.get("meetingId")
     if not isinstance(recording_id, str) or not recording_id or not isinstance(meeting_id, str) \
             or not meeting_id:
         raise GraphError("Graph listed a recording without an id or meeting id; the poll will "
                          "be retried", retryable=True)
-    user = ((item.get("meetingOrganizer") or {}).get("user") or {})
+    user = as_object(as_object(item.get("meetingOrganizer")).get("user"))
     call_id = item.get("callId")
     return RecordingRef(
         recording_id=recording_id,
@@ -92,9 +104,12 @@ def discover(client: GraphClient, organizer_id: str, *, delta_link: str | None,
     url = delta_link or all_recordings_url(client, organizer_id, start=start, end=end)
     items, new_delta = client.get_all(url, kind="discovery")
     seen: dict[str, RecordingRef] = {}
-    for item in items:
-        ref = _recording_ref(item, organizer_id)
-        seen.setdefault(ref.recording_id, ref)
+    try:
+        for item in items:
+            ref = _recording_ref(item, organizer_id)
+            seen.setdefault(ref.recording_id, ref)
+    except (AttributeError, TypeError) as exc:
+        raise shape_error("discovery", exc) from None
     return Discovery(recordings=tuple(seen.values()), delta_link=new_delta or delta_link)
 
 

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError, NotFoundError
-from meeting_governance.web import admin, api, auth, entra, pages
+from meeting_governance.web import admin, api, auth, dpo, entra, pages
 from meeting_governance.web.security import (
     BodyLimitMiddleware,
     CsrfError,
@@ -106,6 +106,7 @@ def create_app(app_ctx: AppContext) -> FastAPI:
     app.include_router(entra.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(dpo.router)
     app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "optouts.write": ALL_ROLES,                      # add, revoke, import
     "audit.read": frozenset({"dpo", "admin"}),       # an opt-out's audit trail
     "users.manage": frozenset({"admin"}),            # local accounts
+    "dpo.desk": frozenset({"dpo", "admin"}),         # DPO pages: requests, export, erasure, holds, stats
     "signed_in": ALL_ROLES,                          # sign out, who am I
 }
 

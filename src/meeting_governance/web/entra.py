@@ -114,6 +114,10 @@ class EntraSignIn:
             result: dict[str, Any] = self.app().acquire_token_by_auth_code_flow(flow, params)
         except ValueError:  # state mismatch and other tampering, per msal's docs
             return {"error": "invalid_flow"}
+        except RuntimeError:  # msal 1.39 reports a nonce mismatch this way
+            return {"error": "invalid_nonce"}
+        except (requests.RequestException, GraphError):  # the authority cannot be reached
+            return {"error": "authority_unavailable"}
         return result
 
 
@@ -158,6 +162,9 @@ async def entra_start(request: Request, next: str = "") -> Response:
 def _finish(request: Request, entra: EntraSignIn, flow: dict[str, Any],
             params: dict[str, str], next_path: str) -> Response:
     result = entra.finish(flow, params)
+    if result.get("error") == "authority_unavailable":
+        log.error("entra sign-in unavailable at the callback")
+        return _refused(request, "Entra ID sign-in is unavailable right now. Try again later.", 503)
     if "error" in result:
         log.warning("entra sign-in failed", extra={"error": str(result.get("error"))[:80]})
         return _refused(request, "Entra ID sign-in did not succeed. Start again.", 401)

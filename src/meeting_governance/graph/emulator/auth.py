@@ -1,7 +1,8 @@
 """The sign-in half of the emulator: OpenID discovery, the token endpoint, bearer checks.
 
-Only the client-credentials grant is served. An auth-code flow (`/authorize`) can be added
-beside `token_response` without touching the Graph half.
+The token endpoint serves the client-credentials grant (the Graph client) and, through
+`signin.SignIn`, the authorisation-code and refresh-token grants (the web form's Entra sign-in;
+`/authorize` and its page live in `signin.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -22,6 +23,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from meeting_governance.graph.emulator.scenario import Scenario
+
+if TYPE_CHECKING:
+    from meeting_governance.graph.emulator.signin import SignIn
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -145,21 +149,10 @@ class TokenStore:
             self._min_valid_serial = self._serial
 
 
-def token_response(
+def _client_refused(
     form: dict[str, str], *, scenario: Scenario, certificate: x509.Certificate, audience: str,
-    tokens: TokenStore,
-) -> tuple[int, dict[str, Any]]:
-    """The client-credentials grant: check the client, then issue a bearer token."""
-    if form.get("grant_type") != "client_credentials":
-        return 400, aad_error("unsupported_grant_type", 70003,
-                              "The app requested an unsupported grant type.")
-    if form.get("client_id") != scenario.client_id:
-        return 400, aad_error("unauthorized_client", 700016,
-                              "Application was not found in the directory.")
-    scope = form.get("scope", "")
-    if not any(s.endswith("/.default") for s in scope.split()):
-        return 400, aad_error("invalid_scope", 1002012,
-                              "The provided value for scope is not valid; use '/.default'.")
+) -> tuple[int, dict[str, Any]] | None:
+    """Check the client's credential (secret or certificate assertion); None when it is good."""
     if "client_assertion" in form:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             return 400, aad_error("invalid_request", 900023, "Unsupported client assertion type.")
@@ -174,7 +167,39 @@ def token_response(
     else:
         return 401, aad_error("invalid_client", 7000218,
                               "The request body must contain client_assertion or client_secret.")
+    return None
+
+
+USER_GRANTS = ("authorization_code", "refresh_token")
+
+
+def token_response(
+    form: dict[str, str], *, scenario: Scenario, certificate: x509.Certificate, audience: str,
+    tokens: TokenStore, signin: SignIn | None = None, issuer: str = "", tenant: str = "",
+) -> tuple[int, dict[str, Any]]:
+    """The token endpoint: check the client, then issue a bearer token (client credentials)
+    or redeem a code / refresh token (`signin`, when the emulator serves interactive sign-in)."""
+    grant = form.get("grant_type")
+    if grant != "client_credentials" and not (grant in USER_GRANTS and signin is not None):
+        return 400, aad_error("unsupported_grant_type", 70003,
+                              "The app requested an unsupported grant type.")
+    if form.get("client_id") != scenario.client_id:
+        return 400, aad_error("unauthorized_client", 700016,
+                              "Application was not found in the directory.")
+    if grant == "client_credentials":
+        scope = form.get("scope", "")
+        if not any(s.endswith("/.default") for s in scope.split()):
+            return 400, aad_error("invalid_scope", 1002012,
+                                  "The provided value for scope is not valid; use '/.default'.")
+    refused = _client_refused(form, scenario=scenario, certificate=certificate, audience=audience)
+    if refused is not None:
+        return refused
     lifetime = scenario.token_lifetime_s
+    if signin is not None and grant == "authorization_code":
+        return signin.redeem_code(form, issuer=issuer, tenant=tenant, lifetime_s=lifetime)
+    if signin is not None and grant == "refresh_token":
+        return signin.redeem_refresh_token(form, issuer=issuer, tenant=tenant,
+                                           lifetime_s=lifetime)
     return 200, {
         "token_type": "Bearer",
         "expires_in": lifetime,

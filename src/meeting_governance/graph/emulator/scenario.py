@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from meeting_governance.errors import ConfigError
 
@@ -84,6 +85,27 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class SignInUser:
+    """Someone who can sign in interactively (`/authorize`): the web form's Entra users.
+
+    `roles` are app-role values and `groups` group object ids, put in the id_token as the
+    `roles` and `groups` claims. The password is a throwaway value for the emulator only.
+    """
+
+    id: str  # the Entra object id (`oid`)
+    upn: str
+    password: str = field(repr=False)
+    display_name: str = ""
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+# The web form's callback on loopback: any port matches (see `Scenario.redirect_uris`).
+DEFAULT_REDIRECT_URIS = ("http://127.0.0.1/login/entra/callback",
+                         "http://localhost/login/entra/callback")
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     tenant_id: str = "emulator-tenant"
     client_id: str = "emulator-client"
@@ -94,12 +116,24 @@ class Scenario:
     meetings: tuple[Meeting, ...] = ()
     recordings: tuple[Recording, ...] = field(default_factory=tuple)
     groups: tuple[Group, ...] = ()
+    users: tuple[SignInUser, ...] = ()
+    # Redirect URIs registered for the app (`client_id`): matched exactly, except that the port
+    # of an `http://127.0.0.1`, `http://localhost` or `http://[::1]` URI is ignored, as Entra
+    # does for loopback redirect URIs.
+    redirect_uris: tuple[str, ...] = DEFAULT_REDIRECT_URIS
 
     def meeting(self, meeting_id: str) -> Meeting | None:
         return next((m for m in self.meetings if m.id == meeting_id), None)
 
     def organizer(self, organizer_id: str) -> Organizer | None:
         return next((o for o in self.organizers if o.id == organizer_id), None)
+
+    def user(self, login: str) -> SignInUser | None:
+        """The sign-in user by UPN (case-insensitive, as Entra compares them)."""
+        wanted = login.strip().casefold()
+        if not wanted:
+            return None
+        return next((u for u in self.users if u.upn.casefold() == wanted), None)
 
 
 def _dt(value: Any, where: str) -> datetime | None:
@@ -161,11 +195,26 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
     groups = tuple(
         _build(Group, {**g, "members": tuple(g.get("members", ()))}, f"{source}: groups[{i}]")
         for i, g in enumerate(data.get("groups", [])))
+    sign_in_users = []
+    for i, u in enumerate(data.get("users", [])):
+        where = f"{source}: users[{i}]"
+        u = dict(u)
+        for key in ("roles", "groups"):
+            value = u.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}.{key}: expected a list of strings")
+            u[key] = tuple(value)
+        sign_in_users.append(_build(SignInUser, u, where))
     top = {k: v for k, v in data.items()
-           if k not in ("organizers", "meetings", "recordings", "groups")}
+           if k not in ("organizers", "meetings", "recordings", "groups", "users")}
+    if "redirect_uris" in top:
+        uris = top["redirect_uris"]
+        if not isinstance(uris, list) or not all(isinstance(v, str) for v in uris):
+            raise ConfigError(f"{source}: redirect_uris: expected a list of strings")
+        top["redirect_uris"] = tuple(uris)
     scenario: Scenario = _build(Scenario, top, source, organizers=organizers,
                                 meetings=tuple(meetings), recordings=tuple(recordings),
-                                groups=groups)
+                                groups=groups, users=tuple(sign_in_users))
     meeting_ids = {m.id for m in scenario.meetings}
     organizer_ids = {o.id for o in scenario.organizers}
     for m in scenario.meetings:
@@ -176,6 +225,18 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
             raise ConfigError(f"{source}: recording {r.id!r} names a meeting that is not listed")
     if scenario.page_size < 1:
         raise ConfigError(f"{source}: page_size must be at least 1")
+    seen_upns: set[str] = set()
+    seen_ids: set[str] = set()
+    for u in scenario.users:
+        if not u.id or not u.upn or not u.password:
+            raise ConfigError(f"{source}: user {u.upn or u.id!r} needs id, upn and password")
+        if u.upn.casefold() in seen_upns or u.id in seen_ids:
+            raise ConfigError(f"{source}: user {u.upn!r} is listed twice (upn or id)")
+        seen_upns.add(u.upn.casefold())
+        seen_ids.add(u.id)
+    for uri in scenario.redirect_uris:
+        if urlsplit(uri).scheme not in ("https", "http") or "#" in uri:
+            raise ConfigError(f"{source}: redirect_uris: {uri!r} is not an absolute http(s) URI")
     return scenario
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from meeting_governance.config import GraphSettings
-from meeting_governance.graph.emulator import auth
+from meeting_governance.graph.emulator import auth, signin
 from meeting_governance.graph.emulator.faults import Faults, RequestLog
 from meeting_governance.graph.emulator.graph_api import ApiError, GraphState
 from meeting_governance.graph.emulator.scenario import (
@@ -39,6 +40,7 @@ _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _CONTENT = re.compile(r"^/v1\.0/.+/onlineMeetings/([^/]+)/recordings/([^/]+)/content$")
 _REPORTS = re.compile(r"/onlineMeetings/([^/]+)/attendanceReports")
 _COPY_CHUNK = 64 * 1024
+_MAX_FORM = 64 * 1024  # a token request or the sign-in form; larger bodies are refused
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     self._graph(split.path, split.query)
             else:
-                self._sign_in(method, split.path)
+                self._sign_in(method, split.path, split.query)
         except (ConnectionError, ssl.SSLError, TimeoutError):
             self.close_connection = True
         finally:
@@ -103,7 +105,37 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     # -- sign-in -----------------------------------------------------------------------------
-    def _sign_in(self, method: str, path: str) -> None:
+    def _read_form(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_FORM:
+            self.close_connection = True
+            return {}
+        return dict(parse_qsl(self.rfile.read(length).decode("utf-8", "replace"),
+                              keep_blank_values=True))
+
+    def _send_page(self, answer: signin.Page | signin.Redirect) -> None:
+        """The sign-in page or a redirect: never cached, never framed, no script, no referrer."""
+        if isinstance(answer, signin.Redirect):
+            self.send_response(302)
+            self.send_header("Location", answer.location)
+            self.send_header("Content-Length", "0")
+            payload = b""
+        else:
+            payload = answer.body.encode("utf-8")
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            # No form-action: Chromium applies it to the redirect after the POST as well.
+            self.send_header("Content-Security-Policy", "default-src 'none'; "
+                             "style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+            self.send_header("X-Frame-Options", "DENY")
+            self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _sign_in(self, method: str, path: str, query: str) -> None:
         emu = self.server.emulator
         parts = path.strip("/").split("/")
         tenant = parts[0] if parts else ""
@@ -112,18 +144,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, auth.aad_error("invalid_tenant", 90002,
                                                 "Tenant not found. Check the tenant id."))
             return
+        issuer = f"{emu.authority_host}/{tenant}/v2.0"
         if method == "GET" and rest == "v2.0/.well-known/openid-configuration":
             self._send_json(200, auth.openid_configuration(emu.authority_host, tenant))
             return
-        if method == "POST" and rest == "oauth2/v2.0/token":
-            length = int(self.headers.get("Content-Length") or 0)
-            form = dict(parse_qsl(self.rfile.read(length).decode("utf-8", "replace")))
-            status, body = auth.token_response(
-                form, scenario=emu.scenario, certificate=emu.tls.client_certificate,
-                audience=f"{emu.authority_host}/{tenant}/oauth2/v2.0/token", tokens=emu.tokens)
-            self._send_json(status, body, {"Cache-Control": "no-store"})
+        if method == "GET" and rest == "discovery/v2.0/keys":
+            self._send_json(200, emu.signin.jwks(issuer))
             return
-        # `/authorize` (the auth-code flow for the web form) belongs here when it is added.
+        if method == "GET" and rest == "oauth2/v2.0/authorize":
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            self._send_page(emu.signin.authorize(params, login_path=f"/{tenant}/login"))
+            return
+        if method == "POST" and rest == "login":
+            self._send_page(emu.signin.login(self._read_form(), login_path=f"/{tenant}/login"))
+            return
+        if method == "POST" and rest == "oauth2/v2.0/token":
+            status, body = auth.token_response(
+                self._read_form(), scenario=emu.scenario,
+                certificate=emu.tls.client_certificate,
+                audience=f"{emu.authority_host}/{tenant}/oauth2/v2.0/token", tokens=emu.tokens,
+                signin=emu.signin, issuer=issuer, tenant=tenant)
+            self._send_json(status, body, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+            return
         self._send_json(404, auth.aad_error("invalid_request", 900561, "Unknown endpoint."))
 
     # -- Graph -------------------------------------------------------------------------------
@@ -222,6 +264,32 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: EmulatorServer
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """End kept-alive connections too, so a stopped emulator is unreachable at once."""
+        with self._open_lock:
+            open_now = list(self._open)
+            self._open.clear()
+        for sock in open_now:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-handshake or mid-body is normal here (cut downloads).
         log.debug("graph emulator: connection ended abruptly", exc_info=True)
@@ -241,6 +309,7 @@ class EmulatorServer:
         self.faults = Faults()
         self.requests = RequestLog()
         self.tokens = auth.TokenStore()
+        self.signin = signin.SignIn(scenario)  # /authorize, its page, user tokens
         self._host = host
         self._port = port
         self._server: _Server | None = None
@@ -272,6 +341,7 @@ class EmulatorServer:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None

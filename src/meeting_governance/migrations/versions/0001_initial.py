@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 11:45:31.258992
+Create Date: 2026-11-25 12:01:08.382904
 """
 
 from collections.abc import Sequence
@@ -322,6 +322,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("transcript", schema=None) as batch_op:
+        batch_op.create_index("ix_transcript_due", ["purged_at", "retain_until"], unique=False)
         batch_op.create_index(batch_op.f("ix_transcript_legal_hold"), ["legal_hold"], unique=False)
         batch_op.create_index(batch_op.f("ix_transcript_meeting_id"), ["meeting_id"], unique=False)
         batch_op.create_index(
@@ -372,6 +373,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_transcript_organizer_id"))
         batch_op.drop_index(batch_op.f("ix_transcript_meeting_id"))
         batch_op.drop_index(batch_op.f("ix_transcript_legal_hold"))
+        batch_op.drop_index("ix_transcript_due")
 
     op.drop_table("transcript")
     with op.batch_alter_table("recording_participant", schema=None) as batch_op:

@@ -1,0 +1,428 @@
+"""The data protection officer's pages: the desk, a person (what is held, export, erasure,
+withdrawal of consent), the request log, legal holds and the anonymised statistics.
+
+Routes are thin over `dsr`, `holds`, `stats`, `audit` and `receipts`; every decryption happens
+(and is audited, with the request reference) in those modules. A person's address or object id
+only ever travels in a POST body: it never appears in a URL, a redirect or a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from markupsafe import Markup
+from sqlmodel import Session, col, select
+from starlette.responses import RedirectResponse, Response
+
+from meeting_governance import audit, dsr, holds, receipts, stats
+from meeting_governance.context import AppContext
+from meeting_governance.errors import InputError
+from meeting_governance.models import Hold, PurgeReceipt
+from meeting_governance.web.auth import Principal, allow, ctx_of
+from meeting_governance.web.templating import render
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+PERMISSION = "dpo.desk"
+RECEIPTS_SHOWN = 5
+WHO_MAX = 320  # the longest e-mail address; an object id is shorter
+HOLD_KINDS = {"transcript": "One transcript (its id)", "person": "A person (e-mail or object id)",
+              "meeting": "A meeting (its meeting id)"}
+
+
+def _desk(permission: str = PERMISSION, *, csrf: bool = False) -> Any:
+    return Depends(allow(permission, csrf=csrf))
+
+
+# -- identities ---------------------------------------------------------------------------------
+def identity(text: str) -> dict[str, str]:
+    """One field, e-mail or object id (an '@' decides), validated by the data layer's rules."""
+    text = text.strip()
+    if not text:
+        raise InputError("Enter the person's e-mail address or Entra object id.")
+    if len(text) > WHO_MAX:
+        raise InputError(f"Too long: at most {WHO_MAX} characters.")
+    given = {"email": text} if "@" in text else {"object_id": text}
+    who = dsr.subject(**given)  # raises InputError with what is wrong
+    return {"email": who.email} if who.email else {"object_id": who.object_id or ""}
+
+
+def _reference(text: str) -> str | None:
+    text = text.strip()
+    return dsr.check_reference(text) if text else None
+
+
+# -- the desk -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReceiptRow:
+    id: str
+    created_at: datetime
+    purged: int
+    verified: bool
+    problem: str
+
+
+def _receipt_rows(ctx: AppContext, session: Session) -> list[ReceiptRow]:
+    """The last receipts, each checked now against this installation's signing key and the
+    digest recorded when it was written."""
+    rows = session.exec(select(PurgeReceipt).order_by(col(PurgeReceipt.created_at).desc())
+                        .limit(RECEIPTS_SHOWN)).all()
+    key = receipts.public_key_b64(ctx.keys.signing_key())
+    out = []
+    for row in rows:
+        try:
+            data = Path(row.path).read_bytes()
+        except OSError:
+            out.append(ReceiptRow(row.id, row.created_at, row.purged_count, False,
+                                  "the receipt file is missing or unreadable"))
+            continue
+        check = receipts.verify_bytes(data, key)
+        problem = check.problem
+        if check.ok and hashlib.sha256(data).hexdigest() != row.sha256:
+            problem = "the file differs from the one written at purge time"
+        out.append(ReceiptRow(row.id, row.created_at, row.purged_count, not problem, problem))
+    return out
+
+
+@router.get("/dpo")
+def desk(request: Request, who: Principal = _desk()) -> Response:
+    ctx = ctx_of(request)
+    chain = audit.verify(ctx.engine)  # recomputed on every visit: nothing is cached
+    with ctx.session() as session:
+        open_requests = dsr.list_requests(ctx, session, open_only=True)
+        receipt_rows = _receipt_rows(ctx, session)
+    return render(request, "dpo_desk.html", {
+        "title": "DPO desk", "requests": open_requests,
+        "overdue": sum(1 for r in open_requests if r.overdue), "chain": chain,
+        "receipts": receipt_rows})
+
+
+# -- a person -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeetingRow:
+    transcript_id: str
+    meeting_id: str
+    meeting_start: datetime | None
+    duration_s: float
+    retention_policy: str
+    retain_until: datetime | None
+    held: bool
+
+
+@dataclass(frozen=True)
+class OptOutRow:
+    """An opt-out's metadata (its sealed name and address are not opened here)."""
+
+    id: str
+    scope: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PersonView:
+    """What is held about a person, from metadata only: nothing is decrypted for this page."""
+
+    summary: dsr.PersonSummary
+    meetings: tuple[MeetingRow, ...]
+    untranscribed: tuple[dict[str, Any], ...]
+    optouts: tuple[OptOutRow, ...]
+    covering_holds: tuple[holds.HoldInfo, ...]
+
+
+def person_view(ctx: AppContext, ident: dict[str, str]) -> PersonView:
+    summary = dsr.find_person(ctx, **ident)
+    blind = summary.subject_blind
+    # dsr's own finders, so the rows below are exactly those that export and erasure act on.
+    with ctx.session() as session:
+        rows = dsr._live_transcripts(session, [blind])
+        ids = {r.id for r in rows}
+        held = dsr._held_ids(session, sorted(ids))
+        covering = []
+        for hold in session.exec(select(Hold).where(col(Hold.released_at).is_(None))
+                                 .order_by(col(Hold.set_at))).all():
+            covered = set(holds.covered_by(session, hold))
+            if hold.person_blind == blind or covered & ids:
+                covering.append(holds._info(hold, len(covered & ids)))
+        return PersonView(
+            summary=summary,
+            meetings=tuple(MeetingRow(r.id, r.meeting_id, r.meeting_start, r.duration_s,
+                                      r.retention_policy, r.retain_until, r.id in held)
+                           for r in rows),
+            untranscribed=tuple(dsr._recordings_without_transcript(session, blind)),
+            optouts=tuple(OptOutRow(o.id, o.scope, o.valid_from, o.valid_until, o.created_at,
+                                    o.revoked_at) for o in dsr._optouts_of(session, [blind])),
+            covering_holds=tuple(covering))
+
+
+def _person_page(request: Request, who_text: str, *, ident: dict[str, str] | None = None,
+                 errors: dict[str, str] | None = None, reference: str = "",
+                 withdrawn: dsr.WithdrawalReport | None = None, status: int = 200) -> Response:
+    """The search form, and what is held about the person when `ident` names them."""
+    view = person_view(ctx_of(request), ident) if ident else None
+    return render(request, "dpo_person.html", {
+        "title": "Find a person", "who": who_text.strip()[:WHO_MAX], "view": view,
+        "errors": errors or {}, "reference": reference.strip()[:100], "withdrawn": withdrawn},
+        status_code=status)
+
+
+@router.get("/dpo/person")
+def person_form(request: Request, who: Principal = _desk()) -> Response:
+    return _person_page(request, "")
+
+
+@router.post("/dpo/person")
+def person_find(request: Request, principal: Principal = _desk(csrf=True),
+                who: str = Form("", max_length=4000)) -> Response:
+    """A POST, not a GET with a query: the address stays out of URLs, history and logs."""
+    try:
+        ident = identity(who)
+    except InputError as exc:
+        return _person_page(request, who, errors={"who": str(exc)}, status=422)
+    return _person_page(request, who, ident=ident)
+
+
+def _action_error(request: Request, who_text: str, reference: str, exc: InputError) -> Response:
+    """An action refused (a bad identity, or a reference logged for another person or kind)."""
+    try:
+        ident = identity(who_text)
+    except InputError as bad:
+        return _person_page(request, who_text, errors={"who": str(bad)}, status=422)
+    return _person_page(request, who_text, ident=ident, errors={"reference": str(exc)},
+                        reference=reference, status=422)
+
+
+@router.post("/dpo/person/export")
+def person_export(request: Request, principal: Principal = _desk(csrf=True),
+                  who: str = Form("", max_length=4000),
+                  reference: str = Form("", max_length=100)) -> Response:
+    """The access bundle as a download. It is built in a private temporary directory and read
+    back into memory, so the decrypted zip does not outlive the request on disk."""
+    ctx = ctx_of(request)
+    try:
+        ident = identity(who)
+        with tempfile.TemporaryDirectory(prefix=".dsr-export-", dir=ctx.settings.home) as tmp:
+            report = dsr.export_person(ctx, **ident, out=Path(tmp) / "bundle.zip",
+                                       reference=_reference(reference), actor=principal.actor)
+            data = report.path.read_bytes()
+    except InputError as exc:
+        return _action_error(request, who, reference, exc)
+    log.info("data-subject export downloaded from the DPO desk",
+             extra={"reference": report.reference, "transcripts": len(report.transcript_ids),
+                    "bytes": report.size})
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{report.reference}.zip"',
+        "X-DSR-Reference": report.reference})
+
+
+def erasure_digest(ctx: AppContext, ident: dict[str, str]) -> str:
+    """A short fingerprint of what an erasure would destroy now (ids only, nothing opened):
+    the confirmation carries it, so a transcript stored or held meanwhile is not erased
+    without being shown first."""
+    blind = dsr.subject_blind(ctx, dsr.subject(**ident))
+    with ctx.session() as session:
+        rows = dsr._live_transcripts(session, [blind])
+        held = dsr._held_ids(session, [r.id for r in rows])
+    doomed = sorted(r.id for r in rows if r.id not in held)
+    return hashlib.sha256(",".join(doomed).encode()).hexdigest()[:32]
+
+
+@router.post("/dpo/person/erase")
+def person_erase(request: Request, principal: Principal = _desk(csrf=True),
+                 who: str = Form("", max_length=4000), reference: str = Form("", max_length=100),
+                 step: str = Form("review"), expected: str = Form("", max_length=64)) -> Response:
+    """Two steps: `review` is the data layer's dry run (the count that will go, and the held
+    transcripts with their hold reasons); `confirm` erases exactly what was reviewed, or shows
+    the review again if that changed in between."""
+    ctx = ctx_of(request)
+    changed = False
+    try:
+        ident = identity(who)
+        confirm = step == "confirm"
+        if confirm and expected != erasure_digest(ctx, ident):
+            confirm, changed = False, True
+        report = dsr.erase_person(ctx, **ident, reference=_reference(reference),
+                                  actor=principal.actor, dry_run=not confirm)
+    except InputError as exc:
+        return _action_error(request, who, reference, exc)
+    if confirm:
+        log.info("data-subject erasure from the DPO desk",
+                 extra={"reference": report.reference, "erased": len(report.erased),
+                        "held": len(report.held)})
+    return render(request, "dpo_erase.html", {
+        "title": "Erasure done" if confirm else "Erase everything held about this person?",
+        "who": who.strip(), "reference": reference.strip(), "report": report,
+        "changed": changed, "expected": "" if confirm else erasure_digest(ctx, ident)},
+        status_code=409 if changed else 200)
+
+
+@router.post("/dpo/person/withdraw")
+def person_withdraw(request: Request, principal: Principal = _desk(csrf=True),
+                    who: str = Form("", max_length=4000),
+                    reference: str = Form("", max_length=100)) -> Response:
+    """Withdrawal of consent: an opt-out from every meeting, recording and transcription."""
+    ctx = ctx_of(request)
+    try:
+        ident = identity(who)
+        report = dsr.withdraw_consent(ctx, **ident, reference=_reference(reference),
+                                      actor=principal.actor)
+    except InputError as exc:
+        return _action_error(request, who, reference, exc)
+    log.info("consent withdrawn from the DPO desk",
+             extra={"reference": report.reference, "optout_id": report.optout_id})
+    return _person_page(request, who, ident=ident, withdrawn=report)
+
+
+# -- the request log ------------------------------------------------------------------------------
+def _requests_page(request: Request, *, done: str = "", errors: dict[str, str] | None = None,
+                   form: dict[str, str] | None = None, status: int = 200) -> Response:
+    ctx = ctx_of(request)
+    with ctx.session() as session:
+        rows = dsr.list_requests(ctx, session)
+    return render(request, "dpo_requests.html", {
+        "title": "Requests", "rows": rows, "done": done, "errors": errors or {},
+        "form_errors": {k: v for k, v in (errors or {}).items() if k != "close"},
+        "form": form or {"kind": "access", "who": "", "received": "", "reference": ""},
+        "kinds": dsr.KINDS, "due_days": ctx.settings.dsr.due_days}, status_code=status)
+
+
+@router.get("/dpo/requests")
+def requests_page(request: Request, done: str = "", ref: str = "",
+                  who: Principal = _desk()) -> Response:
+    message = ""
+    if done in ("opened", "closed") and ref:
+        message = f"Request {dsr.check_reference(ref)} was {done}."
+    return _requests_page(request, done=message)
+
+
+@router.post("/dpo/requests")
+def requests_open(request: Request, principal: Principal = _desk(csrf=True),
+                  kind: str = Form(""), who: str = Form("", max_length=4000),
+                  received: str = Form("", max_length=10),
+                  reference: str = Form("", max_length=100)) -> Response:
+    """Log a request as it arrived (by mail, by phone): due `dsr.due_days` after receipt."""
+    ctx = ctx_of(request)
+    form = {"kind": kind, "who": who[:WHO_MAX], "received": received, "reference": reference}
+    errors: dict[str, str] = {}
+    ident: dict[str, str] = {}
+    received_at: datetime | None = None
+    if kind not in dsr.KINDS:
+        errors["kind"] = "Choose the kind of request."
+    try:
+        ident = identity(who)
+    except InputError as exc:
+        errors["who"] = str(exc)
+    if received.strip():
+        try:
+            day = date.fromisoformat(received.strip())
+            received_at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        except ValueError:
+            errors["received"] = "Enter the day as YYYY-MM-DD."
+    if not errors:
+        try:
+            with ctx.session() as session:
+                row = dsr.open_request(ctx, session, kind, **ident,
+                                       reference=_reference(reference),
+                                       received_at=received_at, actor=principal.actor)
+                ref = row.reference
+        except InputError as exc:
+            field = "reference" if "reference" in str(exc) or "log" in str(exc) else "received"
+            errors[field] = str(exc)
+    if errors:
+        return _requests_page(request, errors=errors, form=form, status=422)
+    return RedirectResponse(f"/dpo/requests?done=opened&ref={ref}", status_code=303)
+
+
+@router.post("/dpo/requests/{reference}/close")
+def requests_close(request: Request, reference: str, principal: Principal = _desk(csrf=True),
+                   status: str = Form("closed")) -> Response:
+    ctx = ctx_of(request)
+    ref = dsr.check_reference(reference)
+    try:
+        with ctx.session() as session:
+            dsr.close_request(ctx, session, ref, actor=principal.actor, status=status)
+    except InputError as exc:
+        return _requests_page(request, errors={"close": str(exc)}, status=422)
+    return RedirectResponse(f"/dpo/requests?done=closed&ref={ref}", status_code=303)
+
+
+# -- legal holds ---------------------------------------------------------------------------------
+def _holds_page(request: Request, *, done: str = "", errors: dict[str, str] | None = None,
+                form: dict[str, str] | None = None, status: int = 200) -> Response:
+    ctx = ctx_of(request)
+    rows = holds.list_holds(ctx, include_released=True)  # reasons stay sealed on this page
+    return render(request, "dpo_holds.html", {
+        "title": "Legal holds", "rows": rows, "done": done, "errors": errors or {},
+        "form_errors": {k: v for k, v in (errors or {}).items() if not k.startswith("release")},
+        "form": form or {"kind": "transcript", "target": "", "reason": ""},
+        "kinds": HOLD_KINDS}, status_code=status)
+
+
+@router.get("/dpo/holds")
+def holds_page(request: Request, done: str = "", who: Principal = _desk()) -> Response:
+    return _holds_page(request, done={"set": "The hold was set.",
+                                      "released": "The hold was released."}.get(done, ""))
+
+
+@router.post("/dpo/holds")
+def holds_set(request: Request, principal: Principal = _desk(csrf=True),
+              kind: str = Form(""), target: str = Form("", max_length=4000),
+              reason: str = Form("", max_length=4000)) -> Response:
+    ctx = ctx_of(request)
+    form = {"kind": kind, "target": target[:1024], "reason": reason[:2000]}
+    errors: dict[str, str] = {}
+    if kind not in HOLD_KINDS:
+        errors["kind"] = "Choose what to hold."
+    if not target.strip():
+        errors["target"] = "Say which transcript, person or meeting."
+    if not reason.strip() or len(reason) > 2000:
+        errors["reason"] = "Give the reason (at most 2000 characters); it is kept sealed."
+    if not errors:
+        args: dict[str, str] = {}
+        try:
+            if kind == "person":
+                args = identity(target)
+            else:
+                args = {"transcript_id" if kind == "transcript" else "meeting_id": target.strip()}
+            holds.set_hold(ctx, reason=reason.strip(), actor=principal.actor, **args)
+        except InputError as exc:
+            errors["target"] = str(exc)
+    if errors:
+        return _holds_page(request, errors=errors, form=form, status=422)
+    return RedirectResponse("/dpo/holds?done=set", status_code=303)
+
+
+@router.post("/dpo/holds/{hold_id}/release")
+def holds_release(request: Request, hold_id: str, principal: Principal = _desk(csrf=True),
+                  reason: str = Form("", max_length=4000)) -> Response:
+    ctx = ctx_of(request)
+    if not reason.strip() or len(reason) > 2000:
+        return _holds_page(request, errors={f"release-{hold_id}": "Say why the hold is released "
+                                            "(at most 2000 characters)."}, status=422)
+    try:
+        holds.release_hold(ctx, hold_id, reason=reason.strip(), actor=principal.actor)
+    except InputError as exc:
+        return _holds_page(request, errors={"release": str(exc)}, status=422)
+    return RedirectResponse("/dpo/holds?done=released", status_code=303)
+
+
+# -- statistics -----------------------------------------------------------------------------------
+@router.get("/dpo/stats")
+def stats_page(request: Request, who: Principal = _desk()) -> Response:
+    ctx = ctx_of(request)
+    rows = stats.statistics(ctx)
+    # svg_chart escapes every text it writes; the SVG is the server's own markup.
+    chart = Markup(stats.svg_chart(rows, title="Meetings by month"))  # noqa: S704
+    return render(request, "dpo_stats.html", {
+        "title": "Statistics", "rows": rows, "chart": chart, "columns": stats.COUNTS,
+        "labels": stats.LABELS, "min_cell": rows[0].min_cell if rows
+        else ctx.settings.stats.min_cell})
