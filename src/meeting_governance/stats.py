@@ -136,7 +136,8 @@ def svg_chart(rows: Sequence[StatRow], *, title: str = "Meetings by month") -> s
     series = COUNTS
     bar, gap, pad_left, pad_top, height = 12, 18, 48, 40, 220
     group = bar * len(series) + gap
-    width = pad_left + max(1, len(rows)) * group + 20
+    # Wide enough for the bars and for the legend (three columns of 170 px) below them.
+    width = max(pad_left + max(1, len(rows)) * group + 20, pad_left + 3 * 170 + 10)
     legend_y = pad_top + height + 40
     total_h = legend_y + 22 * ((len(series) + 2) // 3) + 10
     peak = max([getattr(r, s) or 0 for r in rows for s in series] + [rows[0].min_cell if rows
