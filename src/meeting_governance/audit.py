@@ -41,11 +41,18 @@ def entry_hash(*, prev_hash: str, seq: int, at: datetime, actor: str, action: st
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def _check_no_personal_data(details: dict[str, Any]) -> None:
-    for key, value in details.items():
-        if isinstance(value, str) and _EMAIL_LIKE.search(value):
-            raise ValueError(f"audit detail {key!r} looks like an e-mail address; "
-                             "store a blind-index value instead")
+def _check_no_personal_data(details: Any, key: str = "") -> None:
+    """Refuse anything shaped like an e-mail address, at any depth (keys and values)."""
+    if isinstance(details, dict):
+        for name, value in details.items():
+            _check_no_personal_data(str(name), str(name))
+            _check_no_personal_data(value, str(name))
+    elif isinstance(details, list | tuple | set | frozenset):
+        for value in details:
+            _check_no_personal_data(value, key)
+    elif isinstance(details, str) and _EMAIL_LIKE.search(details):
+        raise ValueError(f"audit detail {key!r} looks like an e-mail address; "
+                         "store a blind-index value instead")
 
 
 def append(session: Session, *, actor: str, action: str, target_type: str = "",

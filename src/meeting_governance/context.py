@@ -86,6 +86,16 @@ def private_dir(path: Path) -> bool:
     return created
 
 
+def write_default_config(path: Path) -> bool:
+    """Copy the documented defaults to `path` (0600) unless a file is there; True if written."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(packaged_default_toml(), path)
+    os.chmod(path, 0o600)
+    return True
+
+
 def initialise(settings: Settings, config_file: Path | None, *,
                clock: Clock | None = None) -> InitReport:
     """Create what is missing — config, data dir, keyring, database — and change nothing else."""
@@ -97,13 +107,10 @@ def initialise(settings: Settings, config_file: Path | None, *,
     for sub in (settings.staging_dir, settings.receipts_dir, settings.log_file.parent):
         (created if private_dir(sub) else existing).append(f"directory {sub}")
     target_cfg = config_file or home / "config.toml"
-    if target_cfg.exists():
-        existing.append(f"config {target_cfg}")
-    else:
-        target_cfg.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(packaged_default_toml(), target_cfg)
-        os.chmod(target_cfg, 0o600)
+    if write_default_config(target_cfg):
         created.append(f"config {target_cfg}")
+    else:
+        existing.append(f"config {target_cfg}")
     if settings.keys.provider == "file":
         if FileKeyProvider.create(settings.keys_file):
             created.append(f"keyring {settings.keys_file} (0600) — back it up: without it "

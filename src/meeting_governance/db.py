@@ -7,6 +7,7 @@ are zeroed); PostgreSQL is for several workers. The schema is only ever built by
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -30,8 +32,10 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+def _sqlite_pragmas(busy_timeout_ms: int, path: str | None = None) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if path and os.path.exists(path):
+            os.chmod(path, 0o600)  # only the service reads it, wherever database.url puts it
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -54,7 +58,8 @@ def make_engine(url: str, *, busy_timeout_ms: int = 15000, pool_size: int = 5,
             url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000,
                                           "check_same_thread": False},
         )
-        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+        db_path = path if path and path != ":memory:" else None
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms, db_path))
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN so
         # read-then-write transactions do not deadlock into "database is locked".
         @event.listens_for(engine, "begin")
@@ -121,6 +126,9 @@ def check_schema(engine: Engine) -> None:
 def _explain(exc: Exception, engine: Engine) -> str:
     where = engine.url.render_as_string(hide_password=True)
     detail = str(getattr(exc, "orig", exc)).splitlines()[0]
+    if isinstance(exc, SAIntegrityError):
+        return (f"the database refused a change that breaks one of its rules ({detail}); "
+                "nothing of it was saved")
     if "file is not a database" in detail or "malformed" in detail:
         return (f"the database at {where} is damaged or not a database ({detail}); "
                 "restore it from a backup, or move it aside and run `meeting-governance init`")
@@ -148,7 +156,11 @@ def checkpoint(engine: Engine) -> None:
     """Fold the WAL into the main file and truncate it (after a purge, so nothing lingers)."""
     if is_sqlite(engine):
         with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            # On the driver connection (autocommit): through SQLAlchemy the statement would run
+            # inside our BEGIN IMMEDIATE, where SQLite refuses to checkpoint ("table is locked").
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def ping(engine: Engine) -> None:

@@ -109,7 +109,7 @@ class _KeyringProvider:
     def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
         try:
             return AESGCM(self._kek(version)).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], aad)
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: truncated, nonce of the wrong length
             raise IntegrityError(
                 "a data key failed to unwrap: the keyring is not the one it was wrapped with, or "
                 "the row was tampered with or moved"

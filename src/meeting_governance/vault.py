@@ -88,7 +88,7 @@ class Vault:
         try:
             return AESGCM(data_key).decrypt(item.nonce, item.ciphertext,
                                             _payload_aad(item.id, item.purpose))
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: a nonce or key of the wrong length
             raise IntegrityError(
                 f"vault item {item.id} failed authentication: its ciphertext was changed or moved "
                 "from another row; restore it from a backup"
