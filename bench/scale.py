@@ -25,13 +25,13 @@ import sqlalchemy
 from common import REPO, emit, figure, progress, quick_mode
 
 sys.path.insert(0, str(REPO))
-from tests.pipeline.conftest import subprocess_env  # noqa: E402
-from tests.scale.test_workers import many_recordings  # noqa: E402
+from tests.pipeline.conftest import subprocess_env
+from tests.scale.test_workers import many_recordings
 
-from meeting_governance.config import load_settings  # noqa: E402
-from meeting_governance.context import initialise  # noqa: E402
-from meeting_governance.graph.emulator import EmulatorServer  # noqa: E402
-from meeting_governance.graph.emulator.scenario import default_media_dir  # noqa: E402
+from meeting_governance.config import load_settings
+from meeting_governance.context import initialise
+from meeting_governance.graph.emulator import EmulatorServer
+from meeting_governance.graph.emulator.scenario import default_media_dir
 
 POSTGRES = os.environ.get("MG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -38,7 +38,7 @@ def test_demo_runs_the_whole_pipeline_and_explains_the_outcome(tmp_path: Path) -
     assert scan_for(demo_home, needles) == []
 
     # What the summary tells the user to run next works.
-    show = [line.strip() for line in out.splitlines() if "transcript show" in line][0]
+    show = next(line.strip() for line in out.splitlines() if "transcript show" in line)
     transcript_id = show.split("transcript show ")[1].split()[0]
     env["MG_HOME"] = str(demo_home)
     shown = subprocess.run([sys.executable, "-m", "meeting_governance", "transcript", "export",

@@ -26,8 +26,10 @@ from meeting_governance.graph.emulator import (
     EmulatorServer,
     Meeting,
     Organizer,
-    Recording as EmuRecording,
     Scenario,
+)
+from meeting_governance.graph.emulator import (
+    Recording as EmuRecording,
 )
 from meeting_governance.graph.emulator.scenario import default_media_dir
 from meeting_governance.locks import exclusive

@@ -14,7 +14,7 @@ from meeting_governance.cliutil import (
     state,
 )
 from meeting_governance.config import config_path
-from meeting_governance.context import initialise
+from meeting_governance.context import initialise, write_default_config
 from meeting_governance.errors import AuditChainBroken
 from meeting_governance.vault import register_kek_versions, rewrap_all, versions_in_use
 
@@ -31,13 +31,20 @@ def register(app: typer.Typer) -> None:
 def init(ctx: typer.Context) -> None:
     """Create config, data dir, database and keys. Idempotent: a second run changes nothing."""
     st = state(ctx)
+    # A config file named by --config / MG_CONFIG that does not exist yet is init's to create.
+    named = config_path(st.config)
+    if named is not None and write_default_config(named):
+        console.print(f"[green]created[/] config {named}")
+        wrote_config = True
+    else:
+        wrote_config = False
     settings = st.settings()
-    report = initialise(settings, config_path(st.config) or settings.home / "config.toml")
+    report = initialise(settings, named or settings.home / "config.toml")
     for line in report.created:
         console.print(f"[green]created[/] {line}")
     for line in report.migrations:
         console.print(f"[green]migrated[/] database to revision {line}")
-    if not report.changed:
+    if not report.changed and not wrote_config:
         console.print("Already initialised: nothing changed.")
         for line in report.existing:
             console.print(f"  kept {line}")
