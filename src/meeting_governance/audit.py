@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
 from meeting_governance.clock import Clock, SystemClock
@@ -77,6 +77,35 @@ def append(session: Session, *, actor: str, action: str, target_type: str = "",
     session.add(head)
     session.flush()
     return entry
+
+
+def append_many(session: Session, *, actor: str, action: str, target_type: str,
+                entries: Sequence[tuple[str, dict[str, Any]]],
+                clock: Clock | None = None) -> None:
+    """Many entries of one kind (`(target_id, details)` each), chained exactly as `append`
+    chains them, with the head locked and written once and the rows inserted in one statement
+    — for batch work (a purge batch, a CSV import) where per-entry appends dominate."""
+    if not entries:
+        return
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()
+                        .execution_options(populate_existing=True)).one()
+    at = (clock or SystemClock()).now()
+    seq, prev = head.seq, head.hash
+    rows: list[dict[str, Any]] = []
+    for target_id, details in entries:
+        _check_no_personal_data(details)
+        seq += 1
+        encoded = canonical(details)
+        digest = entry_hash(prev_hash=prev, seq=seq, at=at, actor=actor, action=action,
+                            target_type=target_type, target_id=target_id, details=encoded)
+        rows.append({"seq": seq, "at": at, "actor": actor, "action": action,
+                     "target_type": target_type, "target_id": target_id, "details": encoded,
+                     "prev_hash": prev, "hash": digest})
+        prev = digest
+    session.connection().execute(insert(AuditEntry), rows)
+    head.seq, head.hash = seq, prev
+    session.add(head)
+    session.flush()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from meeting_governance import audit
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError, NotFoundError, ShreddedError
 from meeting_governance.identity import Participant, validated_email, validated_object_id
@@ -567,9 +568,12 @@ def import_csv(app: AppContext, session: Session, data: bytes | str, *,
             assert clean is not None, errors  # parse_csv validated every row
             stored.append(_insert(app, session, clean, req, actor=actor))
     session.flush()
-    for (line, _req), row in zip(rows, stored, strict=True):
-        app.audit(session, "optout.import", target_type=_TARGET, target_id=row.id, actor=actor,
-                  batch=batch, line=line, **_audit_details(row))
+    # One audit entry per imported opt-out, chained in one statement (a 50 000-row file would
+    # otherwise spend most of its time locking the chain head row by row).
+    audit.append_many(session, actor=actor, action="optout.import", target_type=_TARGET,
+                      entries=[(row.id, {"batch": batch, "line": line, **_audit_details(row)})
+                               for (line, _req), row in zip(rows, stored, strict=True)],
+                      clock=app.clock)
     return _views(app, session, stored)
 
 

@@ -134,7 +134,7 @@ def test_join_link_variants_always_match(app: AppContext, flips: list[bool], enc
 
 @DB_EXAMPLES
 @given(name=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
-       .filter(lambda s: s.strip()))
+       .filter(lambda s: s.strip() and s.strip()[0] not in "=+@"))  # formula starts are refused
 def test_display_names_never_match(app: AppContext, name: str) -> None:
     add(app, email="ada@example.com", name=name)
     participants = [
