@@ -140,7 +140,40 @@ def _frames(
         raise _fail(path, "no audio could be decoded")
 
 
+def _wav_shortfall(path: Path) -> int:
+    """Bytes a WAV's `data` chunk declares beyond what the file holds (0 when complete).
+
+    FFmpeg's WAV demuxer clamps the declared duration to the bytes present, so a WAV whose
+    header promises ten hours but holds a second would otherwise pass as complete. The
+    streaming marker 0xFFFFFFFF ("length unknown") is accepted as it is meant."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] not in (b"RIFF", b"RF64") or header[8:12] != b"WAVE":
+            return 0
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return 0
+            declared = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                if declared == 0xFFFFFFFF:
+                    return 0
+                return max(0, declared - (size - offset - 8))
+            offset += 8 + declared + (declared & 1)
+    return 0
+
+
 def _check_complete(path: Path, info: AudioInfo, decoded: float) -> None:
+    if decoded < 0.1:
+        # Nothing a meeting could be; also what is left of a stream whose length was unknown.
+        raise _fail(path, f"the file holds only {decoded * 1000:.0f} ms of audio")
+    missing = _wav_shortfall(path)
+    if missing > SAMPLE_RATE:  # more than about a second of 8-bit mono missing
+        raise _fail(path, f"the WAV header declares {missing} more bytes of audio than the file "
+                          "holds (truncated or damaged)")
     if info.duration <= 0:
         return
     allowed = max(_TRUNCATION_TOLERANCE_S, info.duration * _TRUNCATION_TOLERANCE_RATIO)

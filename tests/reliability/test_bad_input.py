@@ -39,10 +39,7 @@ corpus = load_corpus()
 MEDIA = BAD_DIR / "media"
 SAMPLE = default_media_dir() / "sample-1.m4a"
 
-WAV_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: audio.py trusts the container's duration, which FFmpeg's WAV demuxer clamps to the "
-    "bytes present, so a WAV whose header promises hours but holds a fraction of a second is "
-    "'complete' and stored as an empty transcript instead of failing as truncated"))
+# WAV headers that declare more audio than the file holds are refused as truncated.
 # Header durations that FFmpeg recomputes from the sample tables: the real 6 s are transcribed.
 TOLERATED = {"mp4-absurd-duration.m4a"}
 WAV_TRUNCATED = {"wav-10h-header.wav", "wav-riff-overflow.wav"}
@@ -73,7 +70,7 @@ def transcriber(whisper_model: Any) -> Transcriber:
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", [
-    *REJECTED, *(pytest.param(n, marks=WAV_BUG) for n in sorted(WAV_TRUNCATED))])
+    *REJECTED, *sorted(WAV_TRUNCATED)])
 def test_bad_media_is_a_transcription_error(transcriber: Transcriber, name: str) -> None:
     with pytest.raises(TranscriptionError, match=rf"cannot transcribe {name}: ") as caught:
         transcriber.transcribe(MEDIA / name)

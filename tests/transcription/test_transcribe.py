@@ -81,3 +81,13 @@ def test_silence_gives_no_segments(tiny: Transcriber, tmp_path: Path) -> None:
 
     assert result.segments == ()
     assert result.duration == pytest.approx(5.0)
+
+
+def test_batched_decoding_keeps_the_words(tiny: Transcriber) -> None:
+    clip = clips()[0]
+    batched = Transcriber(tiny.settings, model=tiny.model, batch_size=4)
+
+    result = batched.transcribe(clip.path)
+
+    assert wer(clip.reference, result) < 0.15
+    assert_timeline(result)
