@@ -4,7 +4,7 @@
     python bench/pipeline.py [--quick] [--repeats 2]
 
 Both sides transcribe the same files with the same model object (tiny.en int8), threads, beam
-size and voice-activity filter, in turns (bare, pipeline, bare, pipeline…):
+size, voice-activity filter and conditioning, in turns (bare, pipeline, bare, pipeline…):
 
 - bare:     `WhisperModel.transcribe(path, vad_filter=True, beam_size=5)`, segments consumed.
 - pipeline: the Graph emulator serves the same files; `poll` + `process` take every recording
@@ -77,8 +77,9 @@ def scenario(files: list[Path]) -> Scenario:
 def run_bare(model: Any, files: list[Path], settings: TranscriptionSettings) -> float:
     started = time.perf_counter()
     for path in files:
-        segments, _info = model.transcribe(str(path), vad_filter=settings.vad_filter,
-                                           beam_size=settings.beam_size)
+        segments, _info = model.transcribe(
+            str(path), vad_filter=settings.vad_filter, beam_size=settings.beam_size,
+            condition_on_previous_text=settings.condition_on_previous_text)
         for _ in segments:
             pass
     return time.perf_counter() - started
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                "bare_runs_s": [round(v, 2) for v in bare_runs],
                "pipeline_runs_s": [round(v, 2) for v in pipe_runs],
                "model": "tiny.en", "compute_type": settings.compute_type,
-               "beam_size": settings.beam_size, "vad_filter": settings.vad_filter}
+               "beam_size": settings.beam_size, "vad_filter": settings.vad_filter,
+               "chunk_seconds": settings.chunk_seconds}
     emit("pipeline", figures, details, quick=quick)
     return 0
 
