@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,52 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from meeting_governance import holds
 from meeting_governance.context import AppContext
 from meeting_governance.models import Recording
 
 from ..dsr.helpers import ALICE, BOB, make_transcript, person
+from .browser import chromium, new_tab, serve
 from .conftest import ACCOUNTS, PASSWORD, Web
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
 def dpo_served(web: Web) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(web.app) as url:
+        yield url
 
 
 @pytest.fixture
 def dpo_page(dpo_served: str) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 800},
-                                      accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(15_000)
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+    with chromium() as browser, new_tab(browser, accept_downloads=True) as tab:
+        yield tab
 
 
 def _history(ctx: AppContext) -> None:

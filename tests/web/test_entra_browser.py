@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -35,13 +31,11 @@ from meeting_governance.graph.emulator.scenario import (
 from meeting_governance.graph.emulator.server import EmulatorServer
 from meeting_governance.web.sessions import COOKIE_NAME
 
+from .browser import chromium, new_tab, serve
 from .conftest import Web
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 COORDINATOR = ("morgan.coordinator@contoso.example", "emulator-coordinator-password")
 OUTSIDER = SignInUser(id="e1f2a3b4-0099-4000-8000-000000000099", upn="sam.sales@contoso.example",
                       password="emulator-outsider-password", display_name="Sam Sales",
@@ -53,12 +47,6 @@ class Served:
     url: str
     web: Web
     emulator: EmulatorServer
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _spki_sha256(cert_pem: Path) -> str:
@@ -85,45 +73,22 @@ def served(make_web: Callable[..., Web], emulator: EmulatorServer) -> Iterator[S
                "ca_bundle": emulator.ca_bundle},
         web={"entra_enabled": True, "entra_client_id": emulator.client_id,
              "entra_client_secret": emulator.client_secret})
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", web, emulator)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(web.app) as url:
+        yield Served(url, web, emulator)
 
 
 @pytest.fixture
 def browser(served: Served) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    # Trust the emulator's server key alone (its throwaway CA is not in the browser's store).
     trust = _spki_sha256(served.emulator.tls.server_cert)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={trust}"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium((f"--ignore-certificate-errors-spki-list={trust}",)) as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 800})
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    try:
+    with new_tab(browser) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def _to_emulator_page(page: Any, served: Served, errors: list[str]) -> None:
