@@ -164,3 +164,44 @@ def test_only_one_poller_at_a_time(pg_schema_url: str, home: Path, tmp_path: Pat
     with app.session() as session:
         assert len(session.exec(select(Recording).where(col(Recording.id) > 0)).all()) == COUNT
     app.close()
+
+
+def test_daemon_workers_option_starts_processes_that_share_the_work(
+        pg_schema_url: str, home: Path, tmp_path: Path) -> None:
+    """`daemon --workers 2` on one host: two processes, each with its own model, one poller."""
+    settings = make_settings(home, pg_schema_url)
+    initialise(settings, home / "config.toml")
+    with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
+                        state_dir=tmp_path / "emu") as emulator:
+        env = subprocess_env(home, emulator, pg_schema_url, MG_DAEMON__PROCESS_BATCH="1",
+                             MG_DAEMON__PROCESS_INTERVAL_SECONDS="1",
+                             MG_TRANSCRIPTION__CPU_THREADS="1")
+        daemon = subprocess.Popen([sys.executable, "-m", "meeting_governance", "daemon",
+                                   "--workers", "2"], env=env,
+                                  stdout=(tmp_path / "daemon.log").open("wb"),
+                                  stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: _counts(pg_schema_url)[0].get("stored", 0) == COUNT, 300,
+                     "both worker processes to store every recording")
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=120) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    engine = make_engine(pg_schema_url)
+    with Session(engine) as session:
+        workers = {e.actor for e in session.exec(select(AuditEntry).where(
+            AuditEntry.action == "recording.downloading")).all()}
+        assert len(session.exec(select(Transcript)).all()) == COUNT
+    engine.dispose()
+    assert len(workers) == 2, workers
+
+
+def test_several_workers_on_sqlite_are_refused(home: Path) -> None:
+    initialise(make_settings(home), home / "config.toml")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MG_")}
+    env["MG_HOME"] = str(home)
+    run = subprocess.run([sys.executable, "-m", "meeting_governance", "daemon", "--workers", "2"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "needs PostgreSQL" in run.stderr and "Traceback" not in run.stderr
