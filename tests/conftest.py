@@ -58,7 +58,8 @@ def pg_schema_url() -> Iterator[str]:
             pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}")
         pytest.skip("PostgreSQL is not reachable")
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    # pre-ping: a test may restart the server, and the teardown must still drop the schema
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
     try:
