@@ -216,7 +216,7 @@ def person_export(request: Request, principal: Principal = _desk(csrf=True),
             data = report.path.read_bytes()
     except InputError as exc:
         return _action_error(request, who, reference, exc)
-    log.info("data-subject export downloaded from the DPO desk",
+    log.info("DSR export downloaded from the DPO desk",
              extra={"reference": report.reference, "transcripts": len(report.transcript_ids),
                     "bytes": report.size})
     return Response(data, media_type="application/zip", headers={
@@ -255,7 +255,7 @@ def person_erase(request: Request, principal: Principal = _desk(csrf=True),
     except InputError as exc:
         return _action_error(request, who, reference, exc)
     if confirm:
-        log.info("data-subject erasure from the DPO desk",
+        log.info("DSR erasure from the DPO desk",
                  extra={"reference": report.reference, "erased": len(report.erased),
                         "held": len(report.held)})
     return render(request, "dpo_erase.html", {
