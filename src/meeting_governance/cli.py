@@ -26,6 +26,7 @@ from meeting_governance.commands import (
 from meeting_governance.errors import GovernanceError
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="meeting-governance",
     help="Transcribe Teams recordings locally, honour every opt-out, keep transcripts "
     "encrypted and purge them provably.",

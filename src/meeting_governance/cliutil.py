@@ -53,6 +53,13 @@ class CliState:
             self._ctx = None
 
 
+def group(**kwargs: Any) -> typer.Typer:
+    """A command group whose help reflows: docstrings are wrapped for the source file, and
+    rich's default mode would keep those line breaks in the terminal."""
+    kwargs.setdefault("rich_markup_mode", "markdown")
+    return typer.Typer(**kwargs)
+
+
 def state(ctx: typer.Context) -> CliState:
     root = ctx.find_root()
     if not isinstance(root.obj, CliState):

@@ -8,6 +8,7 @@ from meeting_governance import audit as audit_log
 from meeting_governance.cliutil import (
     app_context,
     console,
+    group,
     print_json,
     print_table,
     progress_bar,
@@ -18,8 +19,8 @@ from meeting_governance.context import initialise, write_default_config
 from meeting_governance.errors import AuditChainBroken
 from meeting_governance.vault import register_kek_versions, rewrap_all, versions_in_use
 
-keys_app = typer.Typer(help="Key-encryption keys: rotate, retire, status.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+keys_app = group(help="Key-encryption keys: rotate, retire, status.", no_args_is_help=True)
+audit_app = group(help="The hash-chained audit log.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:

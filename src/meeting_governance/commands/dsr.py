@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 
 from meeting_governance import dsr
-from meeting_governance.cliutil import app_context, console, err_console, print_json, print_table
+from meeting_governance.cliutil import app_context, console, err_console, group, print_json, print_table
 from meeting_governance.errors import InputError
 
-dsr_app = typer.Typer(help="Data-subject requests: open, export, erase, withdraw, list, close.",
+dsr_app = group(help="Data-subject requests: open, export, erase, withdraw, list, close.",
                       no_args_is_help=True)
 
 _EMAIL = "The person's e-mail address or UPN."

@@ -7,10 +7,10 @@ from pathlib import Path
 import typer
 
 from meeting_governance import optouts
-from meeting_governance.cliutil import app_context, console, print_json, print_table
+from meeting_governance.cliutil import app_context, console, group, print_json, print_table
 from meeting_governance.errors import InputError
 
-optout_app = typer.Typer(help="The opt-out registry: add, list, revoke, import.",
+optout_app = group(help="The opt-out registry: add, list, revoke, import.",
                          no_args_is_help=True)
 
 

@@ -8,14 +8,22 @@ import typer
 from sqlmodel import col, select
 
 from meeting_governance import formats
-from meeting_governance.cliutil import app_context, console, err_console, print_json, print_table, state
+from meeting_governance.cliutil import (
+    app_context,
+    console,
+    err_console,
+    group,
+    print_json,
+    print_table,
+    state,
+)
 from meeting_governance.commands import transcript_edit
 from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.models import Recording, Transcript
 
-recordings_app = typer.Typer(help="Recordings discovered from Graph and their states.",
+recordings_app = group(help="Recordings discovered from Graph and their states.",
                              no_args_is_help=True)
-transcript_app = typer.Typer(help="Stored transcripts: list, show, export, edit (rectify).",
+transcript_app = group(help="Stored transcripts: list, show, export, edit (rectify).",
                              no_args_is_help=True)
 
 

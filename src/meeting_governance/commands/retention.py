@@ -12,6 +12,7 @@ from meeting_governance.cliutil import (
     app_context,
     console,
     err_console,
+    group,
     print_json,
     print_table,
     progress_bar,
@@ -24,13 +25,13 @@ from meeting_governance.purge import PurgeReport
 from meeting_governance.purge import purge as run_purge
 from meeting_governance.retention import ApplyReport, Change, apply_policies
 
-purge_app = typer.Typer(
+purge_app = group(
     help="Purge every transcript whose retention ended (crypto-shredding), with a signed "
     "receipt; `purge verify-receipt FILE` checks one.",
     invoke_without_command=True,
 )
-hold_app = typer.Typer(help="Legal holds: set, release, list.", no_args_is_help=True)
-retention_app = typer.Typer(help="Retention policies: list them, re-apply them.",
+hold_app = group(help="Legal holds: set, release, list.", no_args_is_help=True)
+retention_app = group(help="Retention policies: list them, re-apply them.",
                             no_args_is_help=True)
 
 

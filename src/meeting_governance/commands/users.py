@@ -7,10 +7,10 @@ import sys
 import typer
 
 from meeting_governance import users
-from meeting_governance.cliutil import app_context, console, print_json, print_table
+from meeting_governance.cliutil import app_context, console, group, print_json, print_table
 from meeting_governance.errors import InputError
 
-users_app = typer.Typer(help="Local accounts of the web app (coordinator, dpo, admin).",
+users_app = group(help="Local accounts of the web app (coordinator, dpo, admin).",
                         no_args_is_help=True)
 
 
