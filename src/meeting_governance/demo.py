@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,17 @@ def _run(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoRes
     return _summary(app, emulator, console)
 
 
+def _program() -> str:
+    """How the user started us, so the commands printed work as they are (a venv's bin is
+    often not on PATH)."""
+    argv0 = sys.argv[0]
+    if Path(argv0).name == "meeting-governance":
+        return argv0
+    if argv0.endswith("__main__.py"):
+        return f"{sys.executable} -m meeting_governance"
+    return "meeting-governance"
+
+
 def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoResult:
     table = Table(title="Demo: what happened to each recording")
     table.add_column("#")
@@ -133,14 +145,15 @@ def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> Dem
                   "(blocked recordings are never fetched).")
     console.print(f"Data directory: {app.settings.home} (transcripts encrypted in "
                   f"{app.settings.database_url.split('///')[-1]})", soft_wrap=True)
+    program = _program()
     if transcripts:
         console.print("Read one (decrypts and audits the access):")
-        console.print(f"  MG_HOME={app.settings.home} meeting-governance transcript show "
+        console.print(f"  MG_HOME={app.settings.home} {program} transcript show "
                       f"{transcripts[0]} --reason demo", markup=False, highlight=False, soft_wrap=True)
-        console.print(f"  MG_HOME={app.settings.home} meeting-governance transcript export "
+        console.print(f"  MG_HOME={app.settings.home} {program} transcript export "
                       f"{transcripts[0]} --format vtt", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"  MG_HOME={app.settings.home} meeting-governance recordings list",
+    console.print(f"  MG_HOME={app.settings.home} {program} recordings list",
                   markup=False, highlight=False, soft_wrap=True)
-    console.print(f"  MG_HOME={app.settings.home} meeting-governance audit verify",
+    console.print(f"  MG_HOME={app.settings.home} {program} audit verify",
                   markup=False, highlight=False, soft_wrap=True)
     return DemoResult(app.settings.home, counts, tuple(transcripts))
