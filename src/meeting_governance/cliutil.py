@@ -101,6 +101,54 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console.print(table)
 
 
+class BarReporter:
+    """The pipeline's progress as a rich bar on stderr: bytes downloaded, audio transcribed.
+
+    Shows recording ids only (never a subject or a name)."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                 console=err_console, transient=True)
+        self._task: Any = None
+
+    def __enter__(self) -> BarReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._drop()
+        self.progress.stop()
+
+    def _drop(self) -> None:
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+            self._task = None
+
+    def step(self, recording_id: int, step: str) -> None:
+        self._drop()
+        verb = "downloading" if step == "download" else "transcribing"
+        self._task = self.progress.add_task(f"recording {recording_id}: {verb}", total=None,
+                                            detail="")
+
+    def download(self, recording_id: int, done: int, total: int | None) -> None:
+        if self._task is not None:
+            size = f"{done / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "") + " MB"
+            self.progress.update(self._task, completed=done, total=total, detail=size)
+
+    def transcribe(self, recording_id: int, done: float, total: float) -> None:
+        if self._task is not None:
+            self.progress.update(self._task, completed=done, total=total or None,
+                                 detail=f"{done:.0f}/{total:.0f} s of audio")
+
+    def finished(self, outcome: Any) -> None:
+        """One recording is done: say where it ended."""
+        self._drop()
+        self.progress.console.print(
+            f"recording {outcome.recording_id}: {outcome.state}"
+            + (f" ({outcome.reason})" if outcome.reason else ""), markup=False, highlight=False)
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None = None) -> Iterator[Any]:
     """A rich progress bar on stderr; yields `update(done, total)`."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -49,12 +50,41 @@ log = logging.getLogger(__name__)
 MAX_ID = 1024  # the width of recording.graph_recording_id and recording.meeting_id
 
 
+class Reporter(Protocol):
+    """Where long steps report progress (the CLI draws a bar; the daemon reports nothing).
+
+    Callbacks get only the recording id and sizes: never a name, subject or address."""
+
+    def step(self, recording_id: int, step: str) -> None:
+        """A new step started ("download" or "transcribe")."""
+
+    def download(self, recording_id: int, done: int, total: int | None) -> None:
+        """Bytes received so far, of `total` when Graph said."""
+
+    def transcribe(self, recording_id: int, done: float, total: float) -> None:
+        """Seconds of audio transcribed so far, of `total`."""
+
+
+class SilentReporter:
+    """Reports nothing (the daemon, the tests)."""
+
+    def step(self, recording_id: int, step: str) -> None:
+        return None
+
+    def download(self, recording_id: int, done: int, total: int | None) -> None:
+        return None
+
+    def transcribe(self, recording_id: int, done: float, total: float) -> None:
+        return None
+
+
 @dataclass
 class Services:
     """The pipeline's I/O edges: Graph and the model, created once per worker process."""
 
     graph_factory: Callable[[], GraphClient]
     transcriber: Transcriber
+    reporter: Reporter | None = None
     _graph: GraphClient | None = field(default=None, repr=False)
 
     @property
@@ -335,9 +365,9 @@ def _fail(app: AppContext, recording_id: int, worker: str, error: Exception,
         return Outcome(recording_id, rec.state, rec.reason)
 
 
-def process_one(app: AppContext, services: Services, recording_id: int, worker: str,
-                progress: Callable[[float, float], None] | None = None) -> Outcome:
+def process_one(app: AppContext, services: Services, recording_id: int, worker: str) -> Outcome:
     """Take one leased recording as far as it can go now."""
+    reporter: Reporter = services.reporter or SilentReporter()
     actor = f"worker:{worker}"
     with app.session() as session:
         rec = _load(session, recording_id, worker)
@@ -378,6 +408,7 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         transition(app, session, rec, State.DOWNLOADING, reason=decision.reason, actor=actor)
 
     # 4. Download into a private staging directory.
+    reporter.step(recording_id, "download")
     try:
         with LeaseKeeper(app, recording_id, worker):
             started = time.monotonic()
@@ -386,7 +417,8 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
                 max_bytes=app.settings.download.max_bytes,
                 allowed_content_types=app.settings.download.allowed_content_types,
                 chunk_bytes=app.settings.download.chunk_bytes,
-                resume_attempts=app.settings.download.resume_attempts)
+                resume_attempts=app.settings.download.resume_attempts,
+                progress=lambda done, total: reporter.download(recording_id, done, total))
             METRICS.step_seconds.labels(step="download").observe(time.monotonic() - started)
     except GraphError as exc:
         return _fail(app, recording_id, worker, exc, retryable=True)
@@ -407,10 +439,13 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
             transition(app, session, rec, State.TRANSCRIBING, actor=actor, sha256=media.sha256)
 
         # 6. Transcribe locally.
+        reporter.step(recording_id, "transcribe")
         try:
             with LeaseKeeper(app, recording_id, worker) as keeper:
                 started = time.monotonic()
-                result = services.transcriber.transcribe(media.path, progress=progress)
+                result = services.transcriber.transcribe(
+                    media.path,
+                    progress=lambda done, total: reporter.transcribe(recording_id, done, total))
                 METRICS.transcription_seconds.inc(time.monotonic() - started)
                 METRICS.audio_seconds.inc(result.duration)
             if keeper.lost:

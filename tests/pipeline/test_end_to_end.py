@@ -138,3 +138,40 @@ def test_optout_registered_during_download_still_wins(env: Env, monkeypatch) -> 
             Recording.graph_recording_id == recording_id("ok"))).one()
     assert [t.recording_id for t in stored] != [] and ok.id not in [t.recording_id for t in stored]
     assert list(env.settings.staging_dir.rglob("*")) == []
+
+
+class RecordingReporter:
+    """Keeps every progress callback, to check what the CLI's bar would show."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, str]] = []
+        self.downloads: list[tuple[int, int, int | None]] = []
+        self.audio: list[tuple[int, float, float]] = []
+
+    def step(self, recording_id: int, step: str) -> None:
+        self.steps.append((recording_id, step))
+
+    def download(self, recording_id: int, done: int, total: int | None) -> None:
+        self.downloads.append((recording_id, done, total))
+
+    def transcribe(self, recording_id: int, done: float, total: float) -> None:
+        self.audio.append((recording_id, done, total))
+
+
+def test_long_steps_report_progress(env: Env) -> None:
+    with env.graph() as graph:
+        poll(env.app, graph)
+    reporter = RecordingReporter()
+    env.services.reporter = reporter
+    process(env.app, env.services, limit=20)
+    stored = [rid for rid, step in reporter.steps if step == "transcribe"]
+    # No opt-out in this test: ok, optout (nobody opted out) and corrupt pass the gate.
+    assert [step for _, step in reporter.steps].count("download") == 3
+    assert stored
+    ok = stored[0]
+    sizes = [(done, total) for rid, done, total in reporter.downloads if rid == ok]
+    assert sizes and [d for d, _ in sizes] == sorted(d for d, _ in sizes)
+    assert sizes[-1][0] == sizes[-1][1]  # the whole file, as Graph announced it
+    seconds = [(done, total) for rid, done, total in reporter.audio if rid == ok]
+    assert seconds and seconds[-1][0] == pytest.approx(seconds[-1][1], abs=0.5)
+    assert [d for d, _ in seconds] == sorted(d for d, _ in seconds)

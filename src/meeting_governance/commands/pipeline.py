@@ -97,15 +97,16 @@ def process(
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON."),
 ) -> None:
     """Take pending recordings through the pipeline once (gate, download, transcribe, store)."""
+    from meeting_governance.cliutil import BarReporter
     from meeting_governance.pipeline import Services
     from meeting_governance.pipeline import process as run_process
 
     app = app_context(ctx)
     services = Services.from_app(app)
     try:
-        with err_console.status("processing recordings…") as status:
-            report = run_process(app, services, limit=limit, on_item=lambda o: status.update(
-                f"recording {o.recording_id}: {o.state}"))
+        with BarReporter() as reporter:
+            services.reporter = reporter
+            report = run_process(app, services, limit=limit, on_item=reporter.finished)
     finally:
         services.close()
     if as_json:
