@@ -4,6 +4,7 @@ applies a transition (in the caller's transaction, with its audit entry).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 
@@ -41,6 +42,15 @@ PENDING = (S.DISCOVERED, S.WAITING, S.FAILED)
 IN_FLIGHT = (S.DOWNLOADING, S.TRANSCRIBING)
 
 
+_ADDRESS_LIKE = re.compile(r"[^\s@/]+@[^\s@]+")
+
+
+def safe_reason(text: str) -> str:
+    """A reason fit for the database and the audit log: anything shaped like an address
+    (an e-mail, or `user@host` from a connection error) is masked, and it stays short."""
+    return _ADDRESS_LIKE.sub("[redacted]", text)[:500]
+
+
 class TransitionError(GovernanceError):
     """A transition the state table does not allow: a bug or a race lost to another worker."""
 
@@ -54,7 +64,7 @@ def transition(app: AppContext, session: Session, rec: Recording, new: State, *,
         raise TransitionError(f"recording {rec.id}: {old} -> {new} is not an allowed transition")
     now = app.clock.now()
     rec.state = new.value
-    rec.reason = reason[:500]
+    rec.reason = safe_reason(reason)
     rec.updated_at = now
     if count_attempt:
         rec.attempts += 1
