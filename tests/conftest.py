@@ -15,12 +15,18 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from hypothesis import settings as hypothesis_settings
 
 from meeting_governance.config import Settings, load_settings
 from meeting_governance.context import AppContext, initialise
 
 POSTGRES_URL = os.environ.get("MG_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# Property tests judge correctness, not speed: on a loaded 2-core machine an example may take
+# longer than hypothesis' default 200 ms deadline, which would fail a correct test.
+hypothesis_settings.register_profile("meeting-governance", deadline=None)
+hypothesis_settings.load_profile("meeting-governance")
 
 # Never let a developer's own MG_* variables leak into a test.
 for _name in list(os.environ):

@@ -42,7 +42,7 @@ PENDING = (S.DISCOVERED, S.WAITING, S.FAILED)
 IN_FLIGHT = (S.DOWNLOADING, S.TRANSCRIBING)
 
 
-_ADDRESS_LIKE = re.compile(r"[^\s@/]+@[^\s@]+")
+_ADDRESS_LIKE = re.compile(r"[^\s@]+@[^\s@]+")
 
 
 def safe_reason(text: str) -> str:
