@@ -16,7 +16,7 @@ from meeting_governance import audit, formats
 from meeting_governance.db import checkpoint
 from meeting_governance.models import Recording, Transcript
 from meeting_governance.optouts import OptOutRequest, add_optout
-from meeting_governance.pipeline import poll, process
+from meeting_governance.pipeline import SilentReporter, poll, process
 from meeting_governance.store import read_content
 from tests.conftest import scan_for
 
@@ -110,25 +110,29 @@ def test_failed_recording_stays_retryable_and_unknown_blocks_after_deadline(env:
     assert env.content_requests() == []
 
 
-def test_optout_registered_during_download_still_wins(env: Env, monkeypatch) -> None:
-    """The second gate: an opt-out added after the first decision blocks transcription."""
+def test_optout_registered_during_download_still_wins(env: Env) -> None:
+    """The second gate: an opt-out added while the media downloads blocks transcription.
+
+    The coordinator acts from the pipeline's own progress hook (no patched function): when the
+    first byte of a recording arrives, Casey opts out."""
     with env.graph() as graph:
         poll(env.app, graph)
-    import meeting_governance.pipeline as pipeline_module
 
-    real_download = pipeline_module.download_recording
+    class OptOutMidDownload(SilentReporter):
+        done = False
 
-    def download_then_register(*args, **kwargs):
-        result = real_download(*args, **kwargs)
-        with env.app.session() as session:
-            add_optout(env.app, session, OptOutRequest(object_id="A1B2C3D4-0001-4000-8000-000000000001"),
-                       actor="coordinator")
-        return result
+        def download(self, recording_id: int, done: int, total: int | None) -> None:
+            if not self.done and done > 0:
+                self.done = True
+                with env.app.session() as session:
+                    add_optout(env.app, session,
+                               OptOutRequest(object_id="A1B2C3D4-0001-4000-8000-000000000001"),
+                               actor="coordinator")
 
-    # Not a fake: the real download runs; we only register an opt-out while it completes.
-    monkeypatch.setattr(pipeline_module, "download_recording", download_then_register)
+    env.services.reporter = OptOutMidDownload()
     process(env.app, env.services, limit=20)
     states = _states(env)
+    # The first download is the weekly sync's (Casey attended): blocked after downloading.
     assert states[recording_id("ok")] == ("blocked", "opted out (1 opt-out)")
     # Dana's meeting has no opt-out in this test (and Casey was not in it): it goes through.
     assert states[recording_id("optout")][0] == "stored"
@@ -136,7 +140,9 @@ def test_optout_registered_during_download_still_wins(env: Env, monkeypatch) -> 
         stored = session.exec(select(Transcript)).all()
         ok = session.exec(select(Recording).where(
             Recording.graph_recording_id == recording_id("ok"))).one()
-    assert [t.recording_id for t in stored] != [] and ok.id not in [t.recording_id for t in stored]
+    assert stored and ok.id not in [t.recording_id for t in stored]
+    # The blocked recording's media was fetched once and deleted at once.
+    assert len([p for p in env.content_requests() if "ok" in p]) == 1
     assert list(env.settings.staging_dir.rglob("*")) == []
 
 
