@@ -23,6 +23,8 @@ SAMPLE_RATE = 16_000
 # file counts as truncated (AAC priming and rounding account for a fraction of a second).
 _TRUNCATION_TOLERANCE_S = 2.0
 _TRUNCATION_TOLERANCE_RATIO = 0.05
+# Input samples per resampling call (faster-whisper's figure: ~10 s at 48 kHz, a few MB).
+_GROUP_SAMPLES = 500_000
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,8 @@ def iter_audio(path: Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
         pending_len = 0
         produced = 0
         try:
-            for frame in _frames(path, container, stream):
-                for out in resampler.resample(frame):
+            for group in _grouped(_frames(path, container, stream)):
+                for out in resampler.resample(group):
                     pcm = out.to_ndarray().reshape(-1)
                     pending.append(pcm)
                     pending_len += pcm.size
@@ -138,6 +140,30 @@ def _frames(
             yield frame
     if not decoded_any:
         raise _fail(path, "no audio could be decoded")
+
+
+def _grouped(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
+    """Decoded frames joined into frames of about `_GROUP_SAMPLES`, as faster-whisper does.
+
+    Resampling costs about 40 µs per call whatever the frame's size, and an AAC frame holds
+    only 1 024 samples: joining them first makes decoding 2-3 times faster (a 10-minute
+    meeting: 2.5 s -> 1 s) for the same output. A frame whose format differs from the ones
+    before it (a stream that changes layout or rate) closes the group first.
+    """
+    fifo = av.AudioFifo()
+    for frame in frames:
+        frame.pts = None  # the FIFO checks timestamps for gaps; decoding does not need them
+        try:
+            fifo.write(frame)
+        except ValueError:  # another format: hand out what is held, start a new group
+            if fifo.samples:
+                yield fifo.read()
+            fifo = av.AudioFifo()
+            fifo.write(frame)
+        if fifo.samples >= _GROUP_SAMPLES:
+            yield fifo.read()
+    if fifo.samples:
+        yield fifo.read()
 
 
 def _wav_shortfall(path: Path) -> int:
