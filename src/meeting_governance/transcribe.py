@@ -24,11 +24,13 @@ import numpy as np
 
 from meeting_governance import audio
 from meeting_governance.errors import ConfigError, TranscriptionError
+from meeting_governance.vad import SpeechMap, VadStream
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment as FwSegment
     from faster_whisper.transcribe import TranscriptionInfo
+    from faster_whisper.vad import VadOptions
 
     from meeting_governance.config import TranscriptionSettings
 
@@ -107,28 +109,33 @@ def resolve_model(name_or_path: str | Path) -> Path:
     )
 
 
-def find_cut(samples: np.ndarray, target: int, search: int) -> int:
+def find_cut(samples: np.ndarray, target: int, search: int, speech: SpeechMap | None = None) -> int:
     """Sample index near `target` where nobody speaks, to end a chunk without splitting words.
 
-    Looks `search` samples either side of `target`, asks Silero VAD where speech is, and cuts
-    in the middle of the longest pause (capped at 2 s, so among turn-sized pauses the nearest
-    wins): a pause between speakers beats a breath inside a sentence. With no pause at all
-    (one long monologue) it falls back to the quietest 100 ms.
+    Looks `search` samples either side of `target`, asks Silero VAD where speech is (from
+    `speech`, the stream's probabilities, when given; else a fresh pass over the window), and
+    cuts in the middle of the longest pause (capped at 2 s, so among turn-sized pauses the
+    nearest wins): a pause between speakers beats a breath inside a sentence. With no pause
+    at all (one long monologue) it falls back to the quietest 100 ms.
     """
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from faster_whisper.vad import VadOptions
 
     lo = max(0, target - search)
     hi = min(samples.size, target + search)
     if hi - lo <= 0:
         return min(max(target, 0), samples.size)
     window = samples[lo:hi]
-    speech = get_speech_timestamps(window, VadOptions(min_silence_duration_ms=300, speech_pad_ms=100))
+    options = VadOptions(min_silence_duration_ms=300, speech_pad_ms=100)
+    if speech is None:
+        stretches = SpeechMap.of(window).speech(0, window.size, options)
+    else:
+        stretches = [(a - lo, b - lo) for a, b in speech.speech(lo, hi, options)]
     gaps: list[tuple[int, int]] = []
     previous_end = 0
-    for stretch in speech:
-        if stretch["start"] > previous_end:
-            gaps.append((previous_end, stretch["start"]))
-        previous_end = max(previous_end, stretch["end"])
+    for start, end in stretches:
+        if start > previous_end:
+            gaps.append((previous_end, start))
+        previous_end = max(previous_end, end)
     if window.size > previous_end:
         gaps.append((previous_end, window.size))
     local_target = target - lo
@@ -157,37 +164,58 @@ def _guarded(found: Iterable[FwSegment]) -> Iterator[FwSegment]:
         raise TranscriptionError(f"the model failed on this recording: {exc}") from None
 
 
-def iter_chunks(path: Path, chunk_seconds: float) -> Iterator[tuple[float, np.ndarray]]:
-    """(offset seconds, samples) pairs of about `chunk_seconds`, each ending in a pause.
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of the recording, `offset` seconds in, with the VAD figures for its samples."""
+
+    offset: float
+    samples: np.ndarray
+    vad: SpeechMap
+
+    def speech(self, options: VadOptions | None = None) -> list[tuple[int, int]]:
+        """Stretches of speech in this chunk's samples (faster-whisper's VAD defaults)."""
+        from faster_whisper.vad import VadOptions
+
+        return self.vad.speech(0, self.samples.size, options or VadOptions())
+
+
+def iter_chunks(path: Path, chunk_seconds: float) -> Iterator[Chunk]:
+    """Chunks of about `chunk_seconds`, each ending in a pause, with their speech figures.
 
     Holds at most `chunk_seconds` plus the search margin (a quarter of a chunk, 5 to 30 s)
-    of decoded audio at a time, whatever the length of the recording.
+    of decoded audio at a time, whatever the length of the recording. VAD runs once over the
+    stream as it is decoded (see `vad.py`); cutting and transcribing both read from it.
     """
     rate = audio.SAMPLE_RATE
     target = int(chunk_seconds * rate)
     search = int(min(max(chunk_seconds * 0.25, 5.0), 30.0) * rate)
+    detector = VadStream()
     pending: list[np.ndarray] = []
     pending_len = 0
-    consumed = 0  # samples already handed out, for offsets
+    consumed = 0  # samples already handed out: the stream index of pending's first sample
 
-    def take(count: int) -> np.ndarray:
-        nonlocal pending, pending_len
+    def take(count: int) -> Chunk:
+        nonlocal pending, pending_len, consumed
         data = np.concatenate(pending) if len(pending) > 1 else pending[0]
         head, rest = data[:count], data[count:]
         pending, pending_len = ([rest] if rest.size else []), rest.size
-        return head
+        chunk = Chunk(consumed / rate, head, detector.map(consumed, consumed + head.size))
+        consumed += head.size
+        detector.forget_before(consumed)
+        return chunk
 
     for block in audio.iter_audio(path, block_seconds=min(30.0, chunk_seconds / 2)):
+        detector.feed(block)
         pending.append(block)
         pending_len += block.size
         while pending_len >= target + search:
             data = np.concatenate(pending)
             pending, pending_len = [data], data.size
-            chunk = take(max(find_cut(data, target, search), 1))
-            yield consumed / rate, chunk
-            consumed += chunk.size
+            speech = detector.map(consumed, consumed + data.size)
+            yield take(max(find_cut(data, target, search, speech), 1))
+    detector.finish()
     if pending_len:
-        yield consumed / rate, take(pending_len)
+        yield take(pending_len)
 
 
 class Transcriber:
@@ -263,9 +291,9 @@ class Transcriber:
         done = 0.0
         chunks = 0
         started = time.monotonic()
-        for offset, chunk in iter_chunks(path, self.settings.chunk_seconds):
+        for chunk in iter_chunks(path, self.settings.chunk_seconds):
             chunks += 1
-            seconds = chunk.size / audio.SAMPLE_RATE
+            offset, seconds = chunk.offset, chunk.samples.size / audio.SAMPLE_RATE
             # The container's duration is an estimate; never report more done than total.
             total = max(total, offset + seconds)
             found, info = self._run(model, chunk, language)
@@ -277,7 +305,7 @@ class Transcriber:
                     segments.append(Segment(start=round(start, 3), end=round(end, 3), text=text))
                 if progress is not None:
                     progress(end, total)
-            if language is None and info.duration_after_vad > 0:
+            if language is None and info is not None and info.duration_after_vad > 0:
                 # Detect once, on the first chunk with speech; later chunks keep that language,
                 # so one meeting does not flip language on a short or noisy chunk.
                 language, probability = info.language, info.language_probability
@@ -302,29 +330,50 @@ class Transcriber:
         )
 
     def _run(
-        self, model: WhisperModel, chunk: np.ndarray, language: str | None
-    ) -> tuple[Iterator[FwSegment], TranscriptionInfo]:
-        """Start the model on one chunk; segments come lazily so progress can follow them."""
+        self, model: WhisperModel, chunk: Chunk, language: str | None
+    ) -> tuple[Iterator[FwSegment], TranscriptionInfo | None]:
+        """Start the model on one chunk; segments come lazily so progress can follow them.
+
+        With the voice-activity filter on (the default), the chunk's speech stretches come from
+        the stream's one VAD pass and are joined and mapped back exactly as faster-whisper's own
+        `vad_filter` does; a chunk without speech never reaches the model (info is None).
+        """
+        from faster_whisper.transcribe import restore_speech_timestamps
+
         try:
             if self.batch_size > 0:
                 from faster_whisper import BatchedInferencePipeline
 
                 found, info = BatchedInferencePipeline(model).transcribe(
-                    chunk,
+                    chunk.samples,
                     language=language,
                     beam_size=self.settings.beam_size,
                     batch_size=self.batch_size,
                     vad_filter=True,  # batching works on VAD stretches; it cannot go without
                     condition_on_previous_text=self.condition_on_previous_text,
                 )
-            else:
+                return _guarded(found), info
+            if not self.settings.vad_filter:
                 found, info = model.transcribe(
-                    chunk,
+                    chunk.samples,
                     language=language,
                     beam_size=self.settings.beam_size,
-                    vad_filter=self.settings.vad_filter,
+                    vad_filter=False,
                     condition_on_previous_text=self.condition_on_previous_text,
                 )
+                return _guarded(found), info
+            stretches = chunk.speech()
+            if not stretches:
+                return iter(()), None
+            speech = np.concatenate([chunk.samples[a:b] for a, b in stretches])
+            found, info = model.transcribe(
+                speech,
+                language=language,
+                beam_size=self.settings.beam_size,
+                vad_filter=False,  # already applied: `speech` holds only the stretches
+                condition_on_previous_text=self.condition_on_previous_text,
+            )
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"the model failed on this recording: {exc}") from None
-        return _guarded(found), info
+        spans = [{"start": a, "end": b} for a, b in stretches]
+        return _guarded(restore_speech_timestamps(found, spans, audio.SAMPLE_RATE)), info

@@ -116,11 +116,35 @@ def test_chunks_cover_the_recording_and_end_in_pauses(long_input: LongInput) -> 
 
     assert len(chunks) == 3
     position = 0.0
-    for offset, samples in chunks:
-        assert offset == pytest.approx(position)
-        position += samples.size / SAMPLE_RATE
+    for chunk in chunks:
+        assert chunk.offset == pytest.approx(position)
+        position += chunk.samples.size / SAMPLE_RATE
     assert position == pytest.approx(long_input.seconds)
-    for offset, samples in chunks[:-1]:
-        cut = offset + samples.size / SAMPLE_RATE
-        assert 22.5 <= samples.size / SAMPLE_RATE <= 37.5
+    for chunk in chunks[:-1]:
+        cut = chunk.offset + chunk.samples.size / SAMPLE_RATE
+        assert 22.5 <= chunk.samples.size / SAMPLE_RATE <= 37.5
         assert any(start <= cut <= end for start, end in long_input.pauses), cut
+
+
+def test_decoding_frees_its_ffmpeg_objects_without_a_garbage_collection() -> None:
+    """iter_audio no longer forces gc.collect() per file: reference counting must free the
+    container, resampler and FIFO, or a daemon would grow with every recording."""
+    import gc
+
+    import av
+
+    def ffmpeg_objects() -> int:
+        kinds = (av.AudioResampler, av.AudioFifo, av.container.InputContainer, av.AudioFrame)
+        return sum(isinstance(o, kinds) for o in gc.get_objects())
+
+    gc.collect()
+    before = ffmpeg_objects()
+    gc.disable()
+    try:
+        for _ in range(20):
+            for _block in iter_audio(clips()[0].path, block_seconds=2.0):
+                pass
+        left = ffmpeg_objects()
+    finally:
+        gc.enable()
+    assert left == before
