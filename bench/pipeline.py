@@ -6,12 +6,21 @@
 Both sides transcribe the same files with the same model object (tiny.en int8), threads, beam
 size, voice-activity filter and conditioning, in turns (bare, pipeline, bare, pipeline…):
 
-- bare:     `WhisperModel.transcribe(path, vad_filter=True, beam_size=5)`, segments consumed.
+- bare:     `WhisperModel.transcribe(path, vad_filter=True, beam_size=1,
+            condition_on_previous_text=False)` (the project's defaults), segments consumed.
 - pipeline: the Graph emulator serves the same files; `poll` + `process` take every recording
   through discovery, participants, the gate (twice), an HTTPS download into staging, the
   chunked Transcriber, envelope encryption, the audit chain and SQLite, from a fresh database.
 
-The ratio pipeline / bare is the governance overhead (goal ≤ 1.03). Reads the meeting-like
+Then, unless --quick or --no-memory: the peak RSS of one recording through the whole pipeline
+(download and transcription, each in a fresh process) for the 10-minute meeting and a
+recording of --long-minutes (120) made by repeating it, with tiny.en and with base where
+`scripts/install-model base` installed it (goal: the same within 10 %, under 1 GB with base).
+
+The ratio pipeline / bare is the governance overhead (goal ≤ 1.03), split into what the
+governance adds around the model (`governance_overhead`: bare + the pipeline's time outside
+`Transcriber.transcribe`) and the chunked Transcriber against one-pass decoding. Each repeat
+runs both sides once, in turns; the figure takes the fastest of each. Reads the meeting-like
 recording `meeting10.m4a` (587 s) and LibriSpeech clips from ../shared/data/speech; `--quick`
 uses the package's six short demo clips only.
 """
@@ -19,8 +28,10 @@ uses the package's six short demo clips only.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,12 +110,14 @@ class TimedTranscriber(Transcriber):
             TimedTranscriber.seconds += time.perf_counter() - started
 
 
-def run_pipeline(model: Any, files: list[Path], work: Path, media_dir: Path) -> tuple[float, float]:
+def run_pipeline(model: Any, files: list[Path], work: Path, media_dir: Path,
+                 model_name: str = "tiny.en") -> tuple[float, float]:
     """(whole pipeline seconds, of which inside Transcriber.transcribe)."""
     home = work / f"home-{time.monotonic_ns()}"
     with EmulatorServer(scenario(files), media_dir=media_dir, state_dir=work / "emu") as emu:
         settings = load_settings(None, home=home, graph=emu.graph_settings().model_dump(),
-                                 gate={"participants_deadline_hours": 24 * 365})
+                                 gate={"participants_deadline_hours": 24 * 365},
+                                 transcription={"model": model_name})
         initialise(settings, home / "config.toml")
         app = AppContext.open(settings)
         services = Services(graph_factory=lambda: GraphClient.from_settings(settings.graph),
@@ -125,11 +138,95 @@ def run_pipeline(model: Any, files: list[Path], work: Path, media_dir: Path) -> 
     return elapsed, TimedTranscriber.seconds
 
 
+def vm_hwm_mb() -> float:
+    """Peak resident set of this process so far (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+def memory_child(path: Path, model_name: str) -> dict[str, Any]:
+    """One recording through the whole pipeline in a fresh process: download and transcribe.
+
+    Prints the process's peak RSS: the model, the emulator serving the file, the streamed
+    download into staging, decoding, VAD and the model's work, sealing and the database."""
+    settings = TranscriptionSettings(model=model_name)
+    model = Transcriber(settings).model
+    after_load = vm_hwm_mb()
+    seconds = _seconds(path)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-mem-") as tmp:
+        work = Path(tmp)
+        media_dir = work / "media"
+        media_dir.mkdir()
+        (media_dir / path.name).symlink_to(path.resolve())
+        whole, inside = run_pipeline(model, [path], work, media_dir, model_name)
+    return {"model": model_name, "audio_s": round(seconds, 1), "peak_rss_mb": round(vm_hwm_mb(), 1),
+            "peak_after_model_load_mb": round(after_load, 1), "wall_s": round(whole, 1),
+            "transcribe_s": round(inside, 1)}
+
+
+def _seconds(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        return float(container.duration or 0) / 1_000_000
+
+
+def memory(models: list[str], long_minutes: float) -> list[dict[str, Any]]:
+    """Peak RSS of the pipeline on the 10-minute meeting and on a long recording made of it."""
+    from transcription import repeat_audio
+
+    meeting = SHARED / "meeting10.m4a"
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-long-") as tmp:
+        times = max(2, round(long_minutes * 60 / _seconds(meeting)))
+        long_file = repeat_audio(meeting, times, Path(tmp) / "long.m4a")
+        for model_name in models:
+            for path in (meeting, long_file):
+                progress(f"memory: {model_name} on {_seconds(path) / 60:.0f} min")
+                done = subprocess.run(
+                    [sys.executable, __file__, "--memory-child", str(path), "--model", model_name],
+                    capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"memory child failed: {done.stderr[-800:]}")
+                rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def memory_figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    figures: dict[str, dict[str, Any]] = {}
+    for model_name in sorted({r["model"] for r in rows}):
+        mine = sorted((r for r in rows if r["model"] == model_name), key=lambda r: r["audio_s"])
+        short, long_ = mine[0], mine[-1]
+        key = model_name.replace(".", "_")
+        for row in (short, long_):
+            figures[f"memory_{key}_{round(row['audio_s'] / 60)}min"] = figure(
+                row["peak_rss_mb"], "MiB", digits=1,
+                notes=f"peak RSS downloading and transcribing {row['audio_s'] / 60:.0f} min "
+                      f"through the pipeline ({row['peak_after_model_load_mb']:.0f} MiB after "
+                      "loading the model)")
+        figures[f"memory_{key}_growth"] = figure(
+            long_["peak_rss_mb"], "MiB", digits=1, baseline=short["peak_rss_mb"],
+            notes=f"{long_['audio_s'] / 60:.0f} min vs {short['audio_s'] / 60:.0f} min; goal: "
+                  "ratio <= 1.10" + (", under 1 GiB" if model_name == "base" else ""))
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the six demo clips only")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip peak memory on 10 minutes and on --long-minutes")
+    parser.add_argument("--long-minutes", type=float, default=120.0)
+    parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="tiny.en", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        print(json.dumps(memory_child(args.memory_child, args.model)))
+        return 0
     for name in [n for n in os.environ if n.startswith("MG_")]:
         del os.environ[name]
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -172,13 +269,27 @@ def main(argv: list[str] | None = None) -> int:
                                             "vault, database, audit)"),
         "chunked_transcriber": figure(inside, "s", baseline=bare,
                                       notes="the chunked Transcriber (120 s chunks cut at "
-                                            "pauses: bounded memory, lower WER) vs one-pass "
+                                            "pauses, one VAD pass shared by cutter and model, "
+                                            "bounded memory) vs one-pass "
                                             "faster-whisper"),
         "pipeline_rtf": figure(pipe / audio_s, "x", digits=4,
                                notes="pipeline wall seconds per audio second"),
         "peak_rss": figure(peak_rss_mb(), "MiB", digits=1),
     }
-    details = {"files": [p.name for p in files], "audio_seconds": round(audio_s, 1),
+    rows: list[dict[str, Any]] = []
+    if not quick and not args.no_memory and (SHARED / "meeting10.m4a").exists():
+        from meeting_governance.errors import ConfigError
+        from meeting_governance.transcribe import resolve_model
+
+        models = ["tiny.en"]
+        try:
+            resolve_model("base")
+            models.append("base")
+        except ConfigError:
+            progress("memory: base is not installed (scripts/install-model base); tiny.en only")
+        rows = memory(models, args.long_minutes)
+        figures.update(memory_figures(rows))
+    details = {"memory": rows, "files": [p.name for p in files], "audio_seconds": round(audio_s, 1),
                "bare_runs_s": [round(v, 2) for v in bare_runs],
                "pipeline_runs_s": [round(v, 2) for v in pipe_runs],
                "transcriber_runs_s": [round(v, 2) for v in inside_runs],
