@@ -55,6 +55,8 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()  # sets the socket timeout first, so a stalled handshake cannot hang
         self._status = 0
+        # Only requests that reach _dispatch are logged (not a malformed request line).
+        self._method, self._split, self._logged = "", urlsplit(""), True
         # The handshake runs here, in the connection's thread, not in the accept loop.
         self.request.do_handshake()
 
@@ -64,7 +66,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._status = code
+        # Logged before the status line leaves: a client that has its answer must find the
+        # request in the log (without Nagle's delay the client can be faster than a log
+        # written after the body).
+        self._log_request()
         super().send_response(code, message)
+
+    def _log_request(self) -> None:
+        if not self._logged:
+            self._logged = True
+            self.server.emulator.requests.add(self._method, self._split.path, self._split.query,
+                                              self._status)
 
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None,
                    raw: bytes | None = None) -> None:
@@ -88,6 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         split = urlsplit(self.path)
         self._status = 0
+        self._method, self._split, self._logged = method, split, False
         try:
             if split.path.startswith(GRAPH_PREFIX):
                 if method != "GET":
@@ -99,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ConnectionError, ssl.SSLError, TimeoutError):
             self.close_connection = True
         finally:
-            self.server.emulator.requests.add(method, split.path, split.query, self._status)
+            self._log_request()  # no response at all (the connection broke): status 0
 
     def do_GET(self) -> None:
         self._dispatch("GET")
