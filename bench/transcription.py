@@ -154,7 +154,7 @@ MODES = {
     "batched_beam1": Mode("batched_beam1", _batched(beam=1)),
 }
 QUICK_MODES = ("plain", "vad", "chunked", "batched")
-MEMORY_MODES = ("vad", "chunked", "chunked_120")  # vad: bare faster-whisper, the baseline
+MEMORY_MODES = ("vad", "chunked_120")  # vad: bare faster-whisper, the baseline
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
