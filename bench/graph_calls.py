@@ -1,7 +1,7 @@
 """How many Graph calls one recording costs: discovery + participants + download, by kind.
 
 Runs the real client against the emulator (loopback HTTPS) with a generated scenario of N
-recordings and prints JSON on stdout, e.g.:
+recordings and prints one JSON document (common.emit) on stdout, e.g.:
 
     python bench/graph_calls.py --recordings 50 --page-size 10
 """
@@ -9,13 +9,13 @@ recordings and prints JSON on stdout, e.g.:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from common import emit, figure
 
 from meeting_governance.graph import GraphClient, discover, download_recording, resolve_participants
 from meeting_governance.graph.emulator import (
@@ -84,18 +84,27 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
     calls = dict(sorted(client.calls.items()))
     graph_calls = sum(v for k, v in calls.items() if k not in ("token", "openid"))
-    report = {
+    per = {k: round(v / max(found, 1), 3) for k, v in calls.items()}
+    details = {
         "recordings": found,
         "organizers": args.organizers,
         "page_size": args.page_size,
+        "records_per_meeting": args.records,
         "calls": calls,
-        "per_recording": {k: round(v / max(found, 1), 3) for k, v in calls.items()},
-        "graph_calls_per_recording": round(graph_calls / max(found, 1), 3),
+        "per_recording": per,
         "graph_requests_seen_by_emulator": logged,
         "wall_s": round(elapsed, 3),
     }
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    breakdown = ", ".join(f"{k} {v:g}" for k, v in per.items())
+    emit("graph_calls", {
+        "graph_calls_per_recording": figure(
+            graph_calls / max(found, 1), "calls", digits=3,
+            notes=f"discovery, participants and download of {found} recordings over loopback "
+                  f"HTTPS (the emulator logged {logged}); per recording: {breakdown}"),
+        "ms_per_recording": figure(
+            1000 * elapsed / max(found, 1), "ms", digits=1,
+            notes=f"wall time of those calls, {args.media_bytes // 1024} KiB of media each"),
+    }, details)
     return 0 if found == args.recordings and logged == graph_calls else 1
 
 

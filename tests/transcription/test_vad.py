@@ -115,7 +115,7 @@ def test_transcription_matches_faster_whispers_own_vad_filter(tiny: Transcriber)
 
     clip = clips()[0]
     model: WhisperModel = tiny.model
-    segments, _ = model.transcribe(str(clip.path), beam_size=1, vad_filter=True,
+    segments, _ = model.transcribe(str(clip.path), beam_size=tiny.settings.beam_size, vad_filter=True,
                                    condition_on_previous_text=False)
     expected = [(round(s.start, 2), round(s.end, 2), s.text.strip()) for s in segments]
 
