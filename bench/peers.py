@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             notes=f"WER {wer(reference, text) * 100:.2f} % (ours "
                   f"{wer(reference, our_text) * 100:.2f} %); same tiny.en weights, the peer's "
                   "default decoding, model load excluded; baseline: our default Transcriber "
-                  "(int8, chunked, VAD, beam 1) on the same meeting in the same run")
+                  f"(int8, chunked, VAD, beam {ours.settings.beam_size}) on the same meeting "
+                  "in the same run")
         details[f"{name}_load_s"] = round(load_s, 2)
         details[f"{name}_words"] = len(normalise(text).split())
     details["measured"] = True
