@@ -293,26 +293,17 @@ def memory(model_name: str, audio: Path, reference: str, long_minutes: float) ->
 def environment() -> dict:
     import ctranslate2
     import faster_whisper
+    from common import _cpu_model as cpu_model
 
     return {
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "faster_whisper": faster_whisper.__version__,
         "ctranslate2": ctranslate2.__version__,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def installed_models() -> list[str]:
