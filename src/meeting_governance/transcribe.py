@@ -237,8 +237,8 @@ class Transcriber:
         (see bench/transcription.py), so 0, sequential decoding, is the default.
 
         `condition_on_previous_text` is off: measured on the 10-minute meeting, tiny.en with it
-        on now and then drops whole utterances (WER 2.8 % to 7.7 % depending on where the
-        30-second windows fall), with it off it stays at 2.3-2.5 % for 60-300 s chunks.
+        on now and then drops whole utterances (WER 2.8 % to 8.4 % depending on where the
+        30-second windows fall), with it off it stays at 2.3-2.8 % for 120-300 s chunks.
         """
         self.settings = settings
         self.batch_size = settings.batch_size if batch_size is None else batch_size
