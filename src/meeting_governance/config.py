@@ -8,6 +8,7 @@ embedded default (database, keys, temporary media, logs).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -179,14 +180,34 @@ class WebSettings(Section):
     port: int = Field(8080, ge=1, le=65535)
     base_url: str = ""
     session_max_age_hours: float = Field(8.0, gt=0)
+    session_idle_minutes: float = Field(60.0, ge=1)
     login_max_attempts: int = Field(5, ge=1)
     login_window_seconds: int = Field(300, ge=1)
+    trusted_proxies: StrList = Field(default_factory=list)
     entra_enabled: bool = False
     entra_client_id: str = ""
     entra_client_secret: str = ""
     entra_role_claim: str = "roles"
     entra_role_map: dict[str, str] = Field(default_factory=dict)
     max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        return _str_list(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_only(cls, value: list[str]) -> list[str]:
+        """Addresses or networks, never `*`: trusting everyone lets any client pick the
+        address the sign-in limit counts."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (such as "
+                                 "127.0.0.1 or 10.0.0.0/8)") from None
+        return [entry.strip() for entry in value]
 
 
 class DsrSettings(Section):

@@ -13,11 +13,12 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError, NotFoundError
-from meeting_governance.models import User
+from meeting_governance.models import User, WebSession
 
 ROLES: tuple[str, ...] = ("coordinator", "dpo", "admin")
 MIN_PASSWORD_LENGTH = 12
@@ -99,23 +100,33 @@ def add_user(app: AppContext, session: Session, name: str, role: str, password: 
     return UserView.of(user)
 
 
-def authenticate(app: AppContext, session: Session, name: str, password: str) -> UserView | None:
+def authenticate(app: AppContext, name: str, password: str) -> UserView | None:
     """The account if the name and password match an enabled local account, else None.
 
-    Always runs one argon2 verification, so timing does not tell which names exist.
+    Always runs one argon2 verification, so timing does not tell which names exist. The
+    verification (slow by design) runs outside any transaction: it never holds a database lock
+    that other sign-ins, pages or commands would wait for.
     """
-    user = _get(session, name.strip()) if name.strip() else None
-    stored = user.password_hash if user is not None and user.source == "local" else None
+    name = name.strip()
+    with app.session() as session:
+        user = _get(session, name) if name else None
+        stored = user.password_hash if user is not None and user.source == "local" else None
+        user_id = user.id if user is not None else None
     try:
         _hasher.verify(stored or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or stored is None or user.disabled_at is not None:
+    if stored is None or user_id is None:
         return None
-    if _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
-        session.add(user)
-    return UserView.of(user)
+    with app.session() as session:
+        current = session.get(User, user_id)
+        # Re-read: the account may have been disabled or its password changed meanwhile.
+        if current is None or current.disabled_at is not None or current.password_hash != stored:
+            return None
+        if _hasher.check_needs_rehash(stored):
+            current.password_hash = _hasher.hash(password)
+            session.add(current)
+        return UserView.of(current)
 
 
 def get_user(session: Session, user_id: int) -> UserView | None:
@@ -132,16 +143,60 @@ def list_users(session: Session, *, include_disabled: bool = True) -> list[UserV
 
 def disable_user(app: AppContext, session: Session, name: str, *,
                  actor: str | None = None) -> UserView:
-    """Disable an account (idempotent); its sessions stop working at their next request."""
+    """Disable an account (idempotent); its sessions end at once, in every `serve` process."""
     user = _get(session, name)
     if user is None:
-        raise NotFoundError(f"no user named {name!r}")
+        raise NotFoundError(f"no user named {name!r} (see `meeting-governance users list`)")
     if user.disabled_at is None:
         user.disabled_at = app.clock.now()
         session.add(user)
         session.flush()
-        app.audit(session, "user.disable", target_type="user", target_id=str(user.id), actor=actor)
+        assert user.id is not None
+        ended = _end_sessions(session, user.id)
+        app.audit(session, "user.disable", target_type="user", target_id=str(user.id), actor=actor,
+                  sessions_ended=ended)
     return UserView.of(user)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A signed-in session as an operator sees it (no token, nothing to replay)."""
+
+    ref: str  # the first characters of the stored hash: enough to tell sessions apart
+    method: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+def _end_sessions(session: Session, user_id: int) -> int:
+    result = session.exec(delete(WebSession).where(col(WebSession.user_id) == user_id))
+    return int(result.rowcount or 0)
+
+
+def list_sessions(session: Session, name: str) -> list[SessionInfo]:
+    """The account's signed-in sessions (expired ones that were not swept yet included)."""
+    user = _get(session, name)
+    if user is None:
+        raise NotFoundError(f"no user named {name!r} (see `meeting-governance users list`)")
+    rows = session.exec(select(WebSession).where(WebSession.user_id == user.id)
+                        .order_by(col(WebSession.created_at))).all()
+    return [SessionInfo(ref=r.id[:12], method=r.method, created_at=r.created_at,
+                        last_seen_at=r.last_seen_at, expires_at=r.expires_at) for r in rows]
+
+
+def revoke_sessions(app: AppContext, session: Session, name: str, *,
+                    actor: str | None = None) -> int:
+    """End every session of the account now (a lost laptop, a shared computer); the account
+    stays enabled and can sign in again. Returns how many sessions ended."""
+    user = _get(session, name)
+    if user is None:
+        raise NotFoundError(f"no user named {name!r} (see `meeting-governance users list`)")
+    assert user.id is not None
+    ended = _end_sessions(session, user.id)
+    app.audit(session, "user.sessions_revoke", target_type="user", target_id=str(user.id),
+              actor=actor, sessions_ended=ended)
+    return ended
 
 
 def upsert_entra_user(app: AppContext, session: Session, object_id: str, role: str) -> UserView:

@@ -27,7 +27,7 @@ from meeting_governance.graph.emulator.scenario import (
 from meeting_governance.graph.emulator.server import EmulatorServer
 from meeting_governance.models import AuditEntry
 from meeting_governance.web.entra import map_role
-from meeting_governance.web.sessions import COOKIE_NAME
+from meeting_governance.web.sessions import COOKIE_NAME, PRE_COOKIE_NAME
 
 from .conftest import Web
 
@@ -148,7 +148,7 @@ def test_sign_in_starts_an_auth_code_flow_with_pkce(entra_web: Web,
     assert forged.status_code == 401
     assert "did not succeed" in forged.text
     assert client.get("/optouts").status_code == 303
-    assert client.cookies.get(COOKIE_NAME)
+    assert client.cookies.get(PRE_COOKIE_NAME) and not client.cookies.get(COOKIE_NAME)
 
 
 def test_callback_error_from_the_authority_is_refused(entra_web: Web) -> None:

@@ -25,9 +25,13 @@ def test_no_personal_data_in_logs(web: Web, caplog: pytest.LogCaptureFixture) ->
             "scope": "meeting", "meeting": JOIN_LINK, "note": "a private note",
             "covers_recording": "true", "covers_transcription": "true"}
     optout_id = client.post("/optouts", data=form).headers["location"].split("/")[2].split("?")[0]
-    client.get("/optouts", params={"q": "hedy.lamarr@example.org"})
-    client.get("/api/optouts", params={"search": "Hedy Lamarr"})
-    client.post(f"/optouts/{optout_id}/revoke", data={"csrf_token": token, "reason": "Lamarr"})
+    client.post("/optouts/search", data={"csrf_token": token, "q": "hedy.lamarr@example.org"})
+    client.post("/api/optouts/search", json={"search": "Hedy Lamarr"},
+                headers={"X-CSRF-Token": token})
+    dpo = web.client()
+    web.login(dpo, "dora")
+    dpo.post(f"/optouts/{optout_id}/revoke", data={"csrf_token": web.token(dpo),
+                                                     "reason": "Lamarr"})
     client.post("/optouts/import", data={"csrf_token": token},
                 files={"file": ("x.csv", "email,name\nnot-an-address,Hedy Lamarr\n", "text/csv")})
     # The test's own HTTP client (httpx) logs the URLs it requests: that is not the server.

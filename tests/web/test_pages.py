@@ -4,6 +4,7 @@ import; validation tied to fields; every echoed value escaped."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,12 +24,18 @@ def add_via_form(client: TestClient, **fields: str) -> str:
             "covers_transcription": "true", **fields}
     review = client.post("/optouts", data={**form, "step": "review"})
     assert review.status_code == 200, review.text
-    assert "What will be blocked" in review.text
+    assert "What saving it does" in review.text
     saved = client.post("/optouts", data={**form, "step": "confirm"})
     assert saved.status_code == 303, saved.text
     match = re.fullmatch(r"/optouts/([0-9a-f]+)\?added=1", saved.headers["location"])
     assert match
     return match.group(1)
+
+
+def search(client: TestClient, term: str) -> Any:
+    """The list page's search form: a POST, so the term never appears in a URL."""
+    token = csrf_from(client.get("/optouts").text)
+    return client.post("/optouts/search", data={"csrf_token": token, "q": term})
 
 
 def test_add_one_meeting_by_join_link_then_find_and_revoke(web_any: Web) -> None:
@@ -38,23 +45,36 @@ def test_add_one_meeting_by_join_link_then_find_and_revoke(web_any: Web) -> None
                              scope="meeting", meeting=JOIN_LINK, note="asked by phone")
     detail = client.get(f"/optouts/{optout_id}?added=1").text
     assert "The opt-out was saved" in detail and "grace.hopper@example.org" in detail
-    assert "One meeting" in detail
+    assert "One meeting" in detail and "Teams can still record" in detail
+    # The link is shown decoded, not as percent-encoded noise.
+    assert "19:meeting_NjA5YTQ4ZjMtY2VhMy00ZDU0LWE0NjEtNmE0ZjY3ZmM5Y2Ex@thread.v2" in detail
     listing = client.get("/optouts").text
     assert "Grace Hopper" in listing and "Active" in listing
     for term in ["grace hopper", "GRACE.HOPPER@example.org", optout_id]:
-        found = client.get("/optouts", params={"q": term}).text
-        assert f"/optouts/{optout_id}" in found, term
-    assert f"/optouts/{optout_id}" not in client.get("/optouts", params={"q": "grace"}).text
-    confirm = client.get(f"/optouts/{optout_id}/revoke")
+        found = search(client, term)
+        assert found.status_code == 200 and f"/optouts/{optout_id}" in found.text, term
+        assert "with exactly" in found.text
+    partial = search(client, "grace")
+    assert f"/optouts/{optout_id}" not in partial.text
+    assert "This does not mean the person has no opt-out." in partial.text
+    # Only a DPO revokes: the coordinator is told why and whom to ask.
+    assert "Revoke this opt-out" not in detail
+    assert "Only a data protection officer can revoke" in detail
+    assert client.get(f"/optouts/{optout_id}/revoke").status_code == 403
+    dpo = web.as_role("dpo")
+    assert "Revoke this opt-out" in dpo.get(f"/optouts/{optout_id}").text
+    confirm = dpo.get(f"/optouts/{optout_id}/revoke")
     assert "Revoke the opt-out for Grace Hopper?" in confirm.text
+    assert "The person&#39;s confirmation" in confirm.text
     token = csrf_from(confirm.text)
-    refused = client.post(f"/optouts/{optout_id}/revoke", data={"csrf_token": token, "reason": " "})
+    refused = dpo.post(f"/optouts/{optout_id}/revoke", data={"csrf_token": token, "reason": " "})
     assert refused.status_code == 422 and 'aria-describedby="reason-hint reason-error"' in refused.text
-    done = client.post(f"/optouts/{optout_id}/revoke",
-                       data={"csrf_token": token, "reason": "withdrawn by e-mail"})
+    done = dpo.post(f"/optouts/{optout_id}/revoke",
+                    data={"csrf_token": token, "reason": "Grace asked by e-mail on 3 May"})
     assert done.status_code == 303
+    assert "The opt-out was revoked." in dpo.get(done.headers["location"]).text
     assert "Revoked" in client.get(f"/optouts/{optout_id}").text
-    trail = web.as_role("dpo").get(f"/optouts/{optout_id}").text
+    trail = dpo.get(f"/optouts/{optout_id}").text
     assert "optout.add" in trail and "optout.revoke" in trail and "web:cora" in trail
     with web.ctx.session() as db:
         assert not optouts.get_optout(web.ctx, db, optout_id).active
@@ -68,8 +88,9 @@ def test_review_step_can_go_back_with_values_kept(web: Web) -> None:
                                          "covers_recording": "true"})
     assert back.status_code == 200
     assert 'value="Kept Name"' in back.text and 'value="a@b.org"' in back.text
-    assert 'id="covers_recording" name="covers_recording" value="true" checked' in back.text
-    assert 'id="covers_transcription" name="covers_transcription" value="true">' in back.text
+    assert re.search(r'id="covers_recording" name="covers_recording" value="true" checked', back.text)
+    assert re.search(r'id="covers_transcription" name="covers_transcription" value="true" aria',
+                     back.text)
 
 
 @pytest.mark.parametrize(("fields", "field", "message"), [
@@ -80,7 +101,11 @@ def test_review_step_can_go_back_with_values_kept(web: Web) -> None:
     ({"email": "a@b.org", "scope": "meeting", "meeting": "https://evil.example/x"}, "meeting", ""),
     ({"email": "a@b.org", "scope": "range", "valid_from": "2026-05-02",
       "valid_until": "2026-05-01"}, "valid_until", "must not be before"),
-    ({"email": "a@b.org", "scope": "range", "valid_from": "soon"}, "valid_from", "YYYY-MM-DD"),
+    ({"email": "a@b.org", "scope": "range", "valid_from": "soon"}, "valid_from", "year-month-day"),
+    ({"email": "a@b.org", "scope": "range", "valid_from": "05/04/2026",
+      "valid_until": "2026-06-01"}, "valid_from", "for example 2026-05-14"),
+    ({"email": "a@b.org", "scope": "range", "valid_from": "2026-02-30",
+      "valid_until": "2026-06-01"}, "valid_from", "year-month-day"),
     ({"email": "a@b.org", "covers_recording": "", "covers_transcription": ""},
      "covers_recording", "cover recording, transcription or both"),
 ])
@@ -108,11 +133,12 @@ def test_stored_xss_is_shown_as_text_everywhere(web_any: Web) -> None:
     optout_id = add_via_form(client, name=XSS, email="x@example.org", note=XSS)
     token = csrf_from(client.get(f"/optouts/{optout_id}/revoke").text)
     client.post(f"/optouts/{optout_id}/revoke", data={"csrf_token": token, "reason": XSS})
-    for path in ["/optouts", f"/optouts/{optout_id}", f"/optouts/{optout_id}/revoke",
-                 f"/optouts?q={XSS}"]:
+    for path in ["/optouts", f"/optouts/{optout_id}", f"/optouts/{optout_id}/revoke"]:
         html = client.get(path).text
         assert XSS not in html, path
         assert ESCAPED in html, path
+    html = search(client, XSS).text
+    assert XSS not in html and ESCAPED in html
     # Echoed in the form after a validation error, and in the review step.
     token = csrf_from(client.get("/optouts/new").text)
     for step in ("review", "confirm"):
@@ -132,16 +158,35 @@ def test_stored_xss_is_shown_as_text_everywhere(web_any: Web) -> None:
 
 
 @pytest.mark.parametrize("term", ["' OR '1'='1", "%", "_", "\\", "'; DROP TABLE optout; --",
-                                  "\x00", "a" * 400, "ü@例え.jp"])
+                                  "\x00", "a" * 300, "ü@例え.jp"])
 def test_sql_metacharacters_in_search_are_just_text(web: Web, term: str) -> None:
     client = web.as_role("coordinator")
     add_via_form(client, email="someone@example.org", name="Someone")
-    response = client.get("/optouts", params={"q": term})
+    response = search(client, term)
     assert response.status_code == 200
-    assert "/optouts/" not in response.text.split("<tbody>")[-1] or "No opt-out matches" in response.text
-    assert "No opt-out matches." in response.text
-    assert client.get("/api/optouts", params={"search": term[:320]}).json() == []
+    assert "No opt-out has exactly" in response.text
+    assert "/optouts/" not in response.text.split("</form>")[-1].split("<footer")[0].replace(
+        'href="/optouts/new"', "")
+    token = web.token(client)
+    assert client.post("/api/optouts/search", json={"search": term},
+                       headers={"X-CSRF-Token": token}).json() == []
     assert "Someone" in client.get("/optouts").text  # the table is still there
+
+
+def test_search_never_puts_the_term_in_a_url(web: Web) -> None:
+    client = web.as_role("coordinator")
+    add_via_form(client, email="private.person@example.org", name="Private Person")
+    page = client.get("/optouts").text
+    assert 'method="post" action="/optouts/search"' in page
+    response = search(client, "private.person@example.org")
+    assert response.status_code == 200 and "1 opt-out with exactly" in response.text
+    assert "private.person" not in str(response.url)
+    assert "private.person" not in "".join(re.findall(r'href="([^"]*)"', response.text))
+    # The old GET form of the search is gone: a query string is ignored, not searched.
+    assert "with exactly" not in client.get("/optouts", params={"q": "x"}).text
+    too_long = search(client, "x" * 400)
+    assert too_long.status_code == 422 and "400 characters, at most 320" in too_long.text
+    assert 'value="' + "x" * 400 + '"' in too_long.text  # shown whole, not cut
 
 
 def test_csv_import_all_or_nothing(web: Web) -> None:

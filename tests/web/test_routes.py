@@ -29,12 +29,14 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): ALL,
     ("GET", "/optouts"): ALL,
     ("POST", "/optouts"): ALL,
+    ("POST", "/optouts/search"): ALL,
     ("GET", "/optouts/new"): ALL,
     ("GET", "/optouts/import"): ALL,
     ("POST", "/optouts/import"): ALL,
     ("GET", "/optouts/{optout_id}"): ALL,
-    ("GET", "/optouts/{optout_id}/revoke"): ALL,
-    ("POST", "/optouts/{optout_id}/revoke"): ALL,
+    # Revoking lets a person be transcribed again: the DPO's decision (SECURITY.md).
+    ("GET", "/optouts/{optout_id}/revoke"): DPO_UP,
+    ("POST", "/optouts/{optout_id}/revoke"): DPO_UP,
     ("GET", "/admin/users"): ADMIN,
     ("POST", "/admin/users"): ADMIN,
     ("POST", "/admin/users/{name}/disable"): ADMIN,
@@ -43,8 +45,9 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/openapi.json"): ALL,
     ("GET", "/api/optouts"): ALL,
     ("POST", "/api/optouts"): ALL,
+    ("POST", "/api/optouts/search"): ALL,
     ("GET", "/api/optouts/{optout_id}"): ALL,
-    ("POST", "/api/optouts/{optout_id}/revoke"): ALL,
+    ("POST", "/api/optouts/{optout_id}/revoke"): DPO_UP,
     ("GET", "/api/optouts/{optout_id}/history"): DPO_UP,
     ("GET", "/dpo"): DPO_UP,
     ("GET", "/dpo/person"): DPO_UP,
@@ -133,6 +136,10 @@ def call(web: Web, client: TestClient, method: str, path: str, *, csrf: bool = T
     if path == "/optouts":
         form = {"step": "confirm", "email": f"p{next(_counter)}@example.org", "scope": "all",
                 "covers_recording": "true", "covers_transcription": "true"}
+    elif path == "/optouts/search":
+        form = {"q": f"p{next(_counter)}@example.org"}
+    elif path == "/api/optouts/search":
+        json_body = {"search": f"p{next(_counter)}@example.org"}
     elif path == "/optouts/import":
         files = {"file": ("o.csv", f"email,name\nq{next(_counter)}@example.org,Q\n", "text/csv")}
     elif path == "/optouts/{optout_id}/revoke":

@@ -29,9 +29,11 @@ def serve(ctx: typer.Context,
     shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
     url = web.base_url or f"http://{shown_host}:{bind_port}"
     console.print(f"serving the opt-out form at {url}/login (Ctrl-C to stop)")
-    # access_log off: request lines carry search terms (names, addresses) in query strings.
+    # access_log off: request lines would be logs of who used the site when. proxy_headers
+    # off: the app believes X-Forwarded-* only from web.trusted_proxies (uvicorn's own default
+    # would trust any process on 127.0.0.1).
     uvicorn.run(create_app(app_ctx), host=bind_host, port=bind_port, access_log=False,
-                proxy_headers=True, server_header=False, log_level="warning")
+                proxy_headers=False, server_header=False, log_level="warning")
 
 
 def emulator(

@@ -63,9 +63,45 @@ def users_list(ctx: typer.Context,
 
 
 @users_app.command("disable")
-def users_disable(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
-    """Disable an account; its open sessions end at their next request."""
+def users_disable(ctx: typer.Context,
+                  name: str = typer.Argument(..., help="The account's name (see `users list`).")
+                  ) -> None:
+    """Disable an account: it can no longer sign in, and its open sessions end at once in
+    every `serve` process."""
     app = app_context(ctx)
     with app.session() as session:
         view = users.disable_user(app, session, name)
-    console.print(f"disabled user {view.name}")
+    console.print(f"disabled user {view.name}; its sessions have ended", markup=False)
+
+
+sessions_app = group(help="Signed-in web sessions of an account: list them, or end them all.",
+                     no_args_is_help=True)
+users_app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.command("list")
+def sessions_list(ctx: typer.Context,
+                  name: str = typer.Argument(..., help="The account's name (see `users list`)."),
+                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The account's signed-in sessions: when each began, was last used and expires."""
+    app = app_context(ctx)
+    with app.session() as session:
+        rows = users.list_sessions(session, name)
+    if as_json:
+        print_json([{"ref": r.ref, "method": r.method, "created_at": r.created_at,
+                     "last_seen_at": r.last_seen_at, "expires_at": r.expires_at} for r in rows])
+        return
+    print_table(f"Sessions of {name}", ["ref", "sign-in", "began", "last used", "expires"],
+                [(r.ref, r.method, r.created_at, r.last_seen_at, r.expires_at) for r in rows])
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(ctx: typer.Context,
+                    name: str = typer.Argument(..., help="The account's name (see `users list`).")
+                    ) -> None:
+    """End every session of the account now, in every `serve` process (a lost laptop, a
+    shared computer). The account stays enabled: use `users disable` to stop sign-ins too."""
+    app = app_context(ctx)
+    with app.session() as session:
+        ended = users.revoke_sessions(app, session, name)
+    console.print(f"ended {ended} session(s) of {name}", markup=False)

@@ -1,7 +1,9 @@
 """The JSON API under `/api/`: the same operations as the pages, for scripts.
 
-Authentication is the same signed session cookie; every POST also needs the `X-CSRF-Token`
-header (from `GET /api/session`), which a cross-site form cannot send.
+Authentication is the same session cookie as the pages (sign in at /login); every POST also
+needs the `X-CSRF-Token` header (from `GET /api/session`), which a cross-site form cannot send.
+Errors have two shapes only, both in the schema: `{"detail": "text"}` (401, 403, 404, 409, 413)
+and `{"detail": [{"field", "message"}, ...]}` (422).
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from meeting_governance import optouts
+from meeting_governance.errors import InputError
 from meeting_governance.web.auth import Principal, allow, ctx_of
 from meeting_governance.web.security import CSRF_HEADER, csrf_token
+from meeting_governance.web.sessions import COOKIE_NAME
 
-router = APIRouter(prefix="/api", tags=["opt-outs"])
+DESCRIPTION = ("Opt-out registry API. Sign in at /login (a browser session); send the session "
+               f"cookie `{COOKIE_NAME}` with every request, and with every POST the header "
+               f"`{CSRF_HEADER}` whose value GET /api/session returns.")
 
 
 class OptOutIn(BaseModel):
@@ -68,8 +74,42 @@ class RevokeIn(BaseModel):
 
 
 class FieldProblem(BaseModel):
+    """One problem with one field of the request (`field` is empty for the request as a whole)."""
+
     field: str
     message: str
+
+
+class Problem(BaseModel):
+    """Every error but a validation error: what went wrong and what to do, in a sentence."""
+
+    detail: str
+
+
+class ValidationProblem(BaseModel):
+    """422: the request was understood but some fields are not acceptable."""
+
+    detail: list[FieldProblem]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses a route can give, with the shapes the handlers really return."""
+    text = {401: "Not signed in, or the session ended (sign in at /login).",
+            403: "Signed in, but the role does not allow this, or the CSRF header is missing "
+                 "or wrong.",
+            404: "No such opt-out.", 409: "The opt-out is already revoked.",
+            413: "The request body is larger than the site accepts.",
+            422: "Some fields are not acceptable; each problem names its field."}
+    return {status: {"model": ValidationProblem if status == 422 else Problem,
+                     "description": text[status]} for status in statuses}
+
+
+# Every route needs a session (401) and may be refused by role or CSRF (403), and every route
+# with parameters or a body can fail validation (422).
+READ = _errors(401, 403, 422)
+WRITE = _errors(401, 403, 413, 422)
+
+router = APIRouter(prefix="/api", tags=["opt-outs"])
 
 
 class SessionOut(BaseModel):
@@ -87,7 +127,7 @@ class AuditOut(BaseModel):
     details: str
 
 
-@router.get("/session", response_model=SessionOut)
+@router.get("/session", response_model=SessionOut, responses=_errors(401))
 def session_info(request: Request, who: Principal = Depends(allow("signed_in"))) -> SessionOut:
     """Who is signed in, and the CSRF token to send as `X-CSRF-Token` with every POST."""
     return SessionOut(name=who.name, display=who.display, role=who.role,
@@ -100,27 +140,50 @@ def openapi(request: Request, who: Principal = Depends(allow("signed_in"))) -> d
     return schema
 
 
-@router.get("/optouts", response_model=list[OptOutOut])
-def list_(request: Request, search: str | None = Query(None, max_length=320),
-          include_revoked: bool = True, limit: int = Query(200, ge=1, le=1000),
-          offset: int = Query(0, ge=0, le=10_000_000),
+@router.get("/optouts", response_model=list[OptOutOut], responses=READ)
+def list_(request: Request, include_revoked: bool = True,
+          limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000),
           who: Principal = Depends(allow("optouts.read"))) -> list[OptOutOut]:
+    """Every opt-out, newest first. To find a person's, POST /api/optouts/search (a name or
+    an address never goes into a URL, where proxies and logs would keep it)."""
     ctx = ctx_of(request)
     with ctx.session() as db:
-        rows = optouts.list_optouts(ctx, db, search=search or None, include_revoked=include_revoked,
-                                    limit=limit, offset=offset)
+        rows = optouts.list_optouts(ctx, db, include_revoked=include_revoked, limit=limit,
+                                    offset=offset)
     return [OptOutOut.of(v) for v in rows]
 
 
-@router.post("/optouts", response_model=OptOutOut, status_code=201,
-             responses={422: {"model": dict[str, list[FieldProblem]]}})
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    search: str = Field(min_length=1, max_length=320, description=(
+        "Exact only: a whole e-mail address, Entra object id, name or opt-out id (case and "
+        "spaces ignored). Part of a name or address, another spelling or another address of "
+        "the same person finds nothing: the registry stores keyed hashes, not the values. "
+        "An empty result does not mean the person has no opt-out."))
+    include_revoked: bool = True
+
+
+@router.post("/optouts/search", response_model=list[OptOutOut], responses=WRITE)
+def search(request: Request, body: SearchIn,
+           who: Principal = Depends(allow("optouts.read", csrf=True))) -> list[OptOutOut]:
+    """A person's opt-outs, by exact e-mail address, object id, name or opt-out id."""
+    ctx = ctx_of(request)
+    with ctx.session() as db:
+        rows = optouts.list_optouts(ctx, db, search=body.search,
+                                    include_revoked=body.include_revoked, limit=1000)
+    return [OptOutOut.of(v) for v in rows]
+
+
+@router.post("/optouts", response_model=OptOutOut, status_code=201, responses=WRITE)
 def add(request: Request, body: OptOutIn,
         who: Principal = Depends(allow("optouts.write", csrf=True))) -> Response | OptOutOut:
     req = optouts.OptOutRequest(**body.model_dump())
     problems = optouts.validate(req)
     if problems:
-        return JSONResponse({"detail": [{"field": p.field, "message": p.message}
-                                        for p in problems]}, status_code=422)
+        return JSONResponse(ValidationProblem(detail=[
+            FieldProblem(field=p.field, message=p.message) for p in problems]).model_dump(),
+            status_code=422)
     ctx = ctx_of(request)
     with ctx.session() as db:
         view = optouts.add_optout(ctx, db, req, actor=who.actor)
@@ -128,7 +191,7 @@ def add(request: Request, body: OptOutIn,
 
 
 @router.get("/optouts/{optout_id}", response_model=OptOutOut,
-            responses={404: {"model": dict[str, str]}})
+            responses={**READ, **_errors(404)})
 def get(request: Request, optout_id: str,
         who: Principal = Depends(allow("optouts.read"))) -> OptOutOut:
     ctx = ctx_of(request)
@@ -137,17 +200,22 @@ def get(request: Request, optout_id: str,
 
 
 @router.post("/optouts/{optout_id}/revoke", response_model=OptOutOut,
-             responses={404: {"model": dict[str, str]}})
+             responses={**WRITE, **_errors(404, 409)})
 def revoke(request: Request, optout_id: str, body: RevokeIn,
-           who: Principal = Depends(allow("optouts.write", csrf=True))) -> OptOutOut:
+           who: Principal = Depends(allow("optouts.revoke", csrf=True))) -> Response | OptOutOut:
+    """DPO and admin only: revoking lets recording and transcription of the person start
+    again. `reason` should record the person's own confirmation (who, when, how)."""
     ctx = ctx_of(request)
-    with ctx.session() as db:
-        view = optouts.revoke_optout(ctx, db, optout_id, actor=who.actor, reason=body.reason)
+    try:
+        with ctx.session() as db:
+            view = optouts.revoke_optout(ctx, db, optout_id, actor=who.actor, reason=body.reason)
+    except InputError as exc:  # already revoked
+        return JSONResponse(Problem(detail=str(exc)).model_dump(), status_code=409)
     return OptOutOut.of(view)
 
 
 @router.get("/optouts/{optout_id}/history", response_model=list[AuditOut],
-            responses={404: {"model": dict[str, str]}})
+            responses={**READ, **_errors(404)})
 def history(request: Request, optout_id: str,
             who: Principal = Depends(allow("audit.read"))) -> list[AuditOut]:
     """The opt-out's audit trail (DPO and admin only)."""
@@ -156,3 +224,32 @@ def history(request: Request, optout_id: str,
         optouts.get_optout(ctx, db, optout_id)
         return [AuditOut(at=e.at, actor=e.actor, action=e.action, details=e.details)
                 for e in optouts.history(ctx, db, optout_id)]
+
+
+SECURITY_SCHEMES = {
+    "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
+                "description": "The session cookie set at sign-in (/login)."},
+    "csrf": {"type": "apiKey", "in": "header", "name": CSRF_HEADER,
+             "description": "The `csrf_token` of GET /api/session; every POST needs it."},
+}
+
+
+def install_openapi(app: Any) -> None:
+    """The schema FastAPI builds, plus the two security schemes as they really work: every
+    operation needs the cookie, and a POST the cookie *and* the header (one requirement)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi_schema() -> dict[str, Any]:
+        if app.openapi_schema:
+            return dict(app.openapi_schema)
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        for item in schema.get("paths", {}).values():
+            for method, operation in item.items():
+                operation["security"] = ([{"session": [], "csrf": []}] if method == "post"
+                                         else [{"session": []}])
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi_schema

@@ -7,6 +7,7 @@ pages and `/static` needs a signed-in user; every POST needs the session's CSRF 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError, NotFoundError
@@ -24,8 +26,9 @@ from meeting_governance.web.security import (
     SecurityHeadersMiddleware,
     SessionMiddleware,
 )
-from meeting_governance.web.sessions import LoginRateLimiter, SessionCodec
+from meeting_governance.web.sessions import PreSessionCodec, SessionStore
 from meeting_governance.web.templating import STATIC_DIR, make_templates, render
+from meeting_governance.web.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +42,14 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _error(request: Request, status: int, message: str) -> Response:
+def _error(request: Request, status: int, message: str, *, title: str = "") -> Response:
+    """The API's `{"detail": text}` (422: a list of field problems, as the schema says), or
+    the site's own error page."""
     if _wants_json(request):
-        return JSONResponse({"detail": message}, status_code=status)
-    return render(request, "error.html", {"title": message.split(".")[0], "message": message},
+        detail: Any = [{"field": "", "message": message}] if status == 422 else message
+        return JSONResponse({"detail": detail}, status_code=status)
+    return render(request, "error.html", {"title": title or message.split(".")[0].split(":")[0],
+                                          "message": message, "status": status},
                   status_code=status)
 
 
@@ -65,7 +72,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError) -> Response:
-        return _error(request, 404, "Not found. It may have been mistyped.")
+        return _error(request, 404, "Not found. It may have been mistyped, or it was removed.")
 
     @app.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError) -> Response:
@@ -81,9 +88,20 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        messages = {404: "Not found.", 405: "This method is not allowed here.",
-                    413: f"Too large. {exc.detail}"}
+        messages = {404: "Not found. The address may have been mistyped, or the page moved.",
+                    405: "This method is not allowed here."}
         return _error(request, exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+
+
+def _error_page(templates: Any) -> Any:
+    """The site's own error page for middleware that answers before any route (no session)."""
+    def page(status: int, message: str) -> bytes:
+        template = templates.env.get_template("error.html")
+        html: str = template.render(principal=None, csrf_token="", page_errors=[],
+                                    title=message.split(":")[0].split(".")[0], message=message,
+                                    status=status)
+        return html.encode("utf-8")
+    return page
 
 
 def create_app(app_ctx: AppContext) -> FastAPI:
@@ -93,14 +111,17 @@ def create_app(app_ctx: AppContext) -> FastAPI:
     app = FastAPI(title="Meeting Governance", version="1", docs_url=None, redoc_url=None,
                   redirect_slashes=False,  # one URL per page: `/optouts/` is a 404, not a hop
                   openapi_url=None,  # served by api.py, behind sign-in
-                  description="Opt-out registry API. Sign in at /login; send the session "
-                              "cookie and the X-CSRF-Token header from GET /api/session.")
+                  description=api.DESCRIPTION)
     app.state.ctx = app_ctx
     app.state.templates = make_templates()
-    app.state.codec = SessionCodec(app_ctx.keys.session_secret(),
-                                   max_age_s=int(web.session_max_age_hours * 3600))
-    app.state.limiter = LoginRateLimiter(web.login_max_attempts, web.login_window_seconds)
+    app.state.sessions = SessionStore(app_ctx, max_age=timedelta(hours=web.session_max_age_hours),
+                                      idle=timedelta(minutes=web.session_idle_minutes))
+    app.state.throttle = LoginThrottle(app_ctx, max_attempts=web.login_max_attempts,
+                                       window_s=web.login_window_seconds)
     app.state.entra = entra.EntraSignIn(settings) if web.entra_enabled else None
+    # The review page's Graph look-up of a join link (subject, start, organiser): not shipped
+    # yet; review.check_meeting says "could not be checked" while this is None.
+    app.state.meeting_resolver = None
 
     app.include_router(auth.router)
     app.include_router(entra.router)
@@ -116,9 +137,17 @@ def create_app(app_ctx: AppContext) -> FastAPI:
         return {"status": "ok"}
 
     _install_handlers(app)
-    # Added innermost first: headers wrap everything, even a 413 from the body limit.
-    app.add_middleware(SessionMiddleware, codec=app.state.codec,
+    api.install_openapi(app)
+    # Added innermost first: headers wrap everything, even a 413 from the body limit; the
+    # proxy headers are applied before anything reads the client address or the scheme.
+    app.add_middleware(SessionMiddleware, store=app.state.sessions,
+                       pre=PreSessionCodec(app_ctx.keys.session_secret()),
                        force_secure=web.base_url.lower().startswith("https://"))
-    app.add_middleware(BodyLimitMiddleware, limit=web.max_upload_bytes + _FORM_OVERHEAD)
+    app.add_middleware(BodyLimitMiddleware, limit=web.max_upload_bytes + _FORM_OVERHEAD,
+                       shown_limit=web.max_upload_bytes, page=_error_page(app.state.templates))
     app.add_middleware(SecurityHeadersMiddleware)
+    if web.trusted_proxies:
+        # uvicorn's own implementation: X-Forwarded-For/-Proto only from these peers, and the
+        # client is the right-most address that is not itself a trusted proxy.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(web.trusted_proxies))
     return app

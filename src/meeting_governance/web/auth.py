@@ -19,19 +19,24 @@ from meeting_governance import users
 from meeting_governance.context import AppContext
 from meeting_governance.web.security import (
     check_csrf,
-    replace_session,
+    end_session,
     safe_next,
-    session_of,
+    signed_in,
+    start_session,
 )
-from meeting_governance.web.sessions import LoginRateLimiter
+from meeting_governance.web.sessions import SessionStore
 from meeting_governance.web.templating import render
+from meeting_governance.web.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
 ALL_ROLES = frozenset(users.ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
     "optouts.read": ALL_ROLES,                       # list, search, detail
-    "optouts.write": ALL_ROLES,                      # add, revoke, import
+    "optouts.write": ALL_ROLES,                      # add, import (can only block more)
+    # Revoking lets recording and transcription of a person start again: not a coordinator's
+    # call alone (SECURITY.md). The DPO records the person's confirmation as the reason.
+    "optouts.revoke": frozenset({"dpo", "admin"}),
     "audit.read": frozenset({"dpo", "admin"}),       # an opt-out's audit trail
     "users.manage": frozenset({"admin"}),            # local accounts
     "dpo.desk": frozenset({"dpo", "admin"}),         # DPO pages: requests, export, erasure, holds, stats
@@ -70,25 +75,17 @@ def ctx_of(request: Request) -> AppContext:
     return ctx
 
 
-def _lookup(request: Request) -> Principal | None:
-    session = session_of(request)
-    uid = session.get("uid")
-    if not isinstance(uid, int):
+def _principal(request: Request) -> Principal | None:
+    session = signed_in(request)
+    if session is None:
         return None
-    ctx = ctx_of(request)
-    with ctx.session() as db:
-        user = users.get_user(db, uid)
-    # A disabled account, or a row that was replaced under the same id, ends the session.
-    if user is None or not user.active or user.name != session.get("name"):
-        return None
-    return Principal(user_id=user.id, name=user.name, display=str(session.get("display") or user.name),
-                     role=user.role)
+    return Principal(user_id=session.user_id, name=session.name, display=session.display,
+                     role=session.role)
 
 
 def current_principal_cached(request: Request) -> Principal | None:
-    """The principal a dependency already resolved for this request (no database access)."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    return principal
+    """Who is signed in on this request (the middleware already read it; no database access)."""
+    return _principal(request) if hasattr(request.state, "signed_in") else None
 
 
 def allow(permission: str, *, csrf: bool = False) -> Any:
@@ -98,7 +95,7 @@ def allow(permission: str, *, csrf: bool = False) -> Any:
         raise ValueError(f"unknown permission {permission!r}")
 
     async def dependency(request: Request) -> Principal:
-        principal = await run_in_threadpool(_lookup, request)
+        principal = _principal(request)
         if principal is None:
             raise NotSignedIn()
         request.state.principal = principal
@@ -118,51 +115,66 @@ def login_redirect(request: Request) -> RedirectResponse:
 
 
 def client_address(request: Request) -> str:
+    """The peer's address; a proxy's X-Forwarded-For was already applied to it by uvicorn's
+    ProxyHeadersMiddleware, and only when the peer is in `web.trusted_proxies`."""
     return request.client.host if request.client else "unknown"
 
 
-def sign_in(request: Request, user: users.UserView, *, display: str | None = None) -> None:
-    """A new session (new id, new CSRF token) for this user; the anonymous one is revoked."""
-    replace_session(request, {"uid": user.id, "name": user.name, "display": display or user.name})
+def sign_in(request: Request, user: users.UserView, *, method: str,
+            display: str | None = None) -> None:
+    """A new server-side session (new token, new CSRF token) for this user, audited. The
+    session this browser had before, if any, ends: a cookie planted earlier never becomes a
+    signed-in one (no fixation)."""
+    ctx = ctx_of(request)
+    store: SessionStore = request.app.state.sessions
+    if signed_in(request) is not None:
+        end_session(request)
+    token, session = store.create(user.id, method=method, display=display)
+    with ctx.session() as db:
+        ctx.audit(db, "web.login", target_type="user", target_id=str(user.id),
+                  actor=f"web:{user.name}", method=method, session_ref=session.session_id[:12])
+    start_session(request, token, session)
 
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/login")
-def login_page(request: Request, next: str = "") -> Response:
+def login_page_response(request: Request, *, next_path: str, name: str = "", error: str = "",
+                        notice: str = "", status_code: int = 200,
+                        headers: dict[str, str] | None = None) -> Response:
+    """The sign-in page (also for Entra ID's refusals): the cursor starts in the user-name
+    field, or on the error when there is one."""
     settings = ctx_of(request).settings.web
-    return render(request, "login.html", {"title": "Sign in", "next": safe_next(next),
+    return render(request, "login.html", {"title": "Sign in", "next": next_path,
                                           "entra_enabled": settings.entra_enabled,
-                                          "name": "", "error": ""})
+                                          "name": name, "error": error, "notice": notice},
+                  status_code=status_code, headers=headers)
+
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "", signed_out: int = 0) -> Response:
+    return login_page_response(request, next_path=safe_next(next),
+                       notice="You are signed out." if signed_out else "")
 
 
 def _login(request: Request, name: str, password: str, next_path: str) -> Response:
-    ctx = ctx_of(request)
-    limiter: LoginRateLimiter = request.app.state.limiter
-    client = client_address(request)
-    context = {"title": "Sign in", "next": next_path, "name": name,
-               "entra_enabled": ctx.settings.web.entra_enabled}
-    wait = limiter.retry_after(name, client)
-    if wait:
-        log.warning("sign-in refused: too many attempts", extra={"retry_after_s": wait})
-        minutes = max(1, round(wait / 60))
-        return render(request, "login.html", {
-            **context, "error": f"Too many failed sign-in attempts. Wait about {minutes} "
-                                "minute(s), then try again."},
-            status_code=429, headers={"Retry-After": str(wait)})
-    with ctx.session() as db:
-        user = users.authenticate(ctx, db, name, password)
-        if user is not None:
-            ctx.audit(db, "web.login", target_type="user", target_id=str(user.id),
-                      actor=f"web:{user.name}", method="local")
+    throttle: LoginThrottle = request.app.state.throttle
+    reservation = throttle.reserve(name, client_address(request))
+    if isinstance(reservation, int):
+        log.warning("sign-in refused: too many attempts", extra={"retry_after_s": reservation})
+        minutes = max(1, round(reservation / 60))
+        return login_page_response(request, next_path=next_path, name=name, status_code=429,
+                           headers={"Retry-After": str(reservation)},
+                           error=f"Too many failed sign-in attempts. Wait about {minutes} "
+                                 "minute(s), then try again.")
+    user = users.authenticate(ctx_of(request), name, password)
     if user is None:
-        limiter.failed(name, client)
         log.info("sign-in failed")
-        return render(request, "login.html", {**context, "error": "Wrong user name or password."},
-                      status_code=401)
-    limiter.succeeded(name)
-    sign_in(request, user)
+        return login_page_response(request, next_path=next_path, name=name, status_code=401,
+                           error="Wrong user name or password.")
+    throttle.succeeded(reservation)
+    sign_in(request, user, method="local")
     return RedirectResponse(next_path, status_code=303)
 
 
@@ -175,6 +187,10 @@ async def login_submit(request: Request, name: str = Form("", max_length=200),
 
 @router.post("/logout")
 def logout(request: Request, who: Principal = Depends(allow("signed_in", csrf=True))) -> Response:
-    """Sign out: needs the CSRF token (else any site could sign a user out)."""
-    replace_session(request, {})
-    return RedirectResponse("/login", status_code=303)
+    """Sign out: needs the CSRF token (else any site could sign a user out). The session row is
+    deleted, so the cookie is refused by every `serve` process from now on, restarts included."""
+    end_session(request)
+    with ctx_of(request).session() as db:
+        ctx_of(request).audit(db, "web.logout", target_type="user", target_id=str(who.user_id),
+                              actor=who.actor)
+    return RedirectResponse("/login?signed_out=1", status_code=303)

@@ -170,8 +170,8 @@ def _person_page(request: Request, who_text: str, *, ident: dict[str, str] | Non
     """The search form, and what is held about the person when `ident` names them."""
     view = person_view(ctx_of(request), ident) if ident else None
     return render(request, "dpo_person.html", {
-        "title": "Find a person", "who": who_text.strip()[:WHO_MAX], "view": view,
-        "errors": errors or {}, "reference": reference.strip()[:100], "withdrawn": withdrawn},
+        "title": "Find a person", "who": who_text.strip(), "view": view,
+        "errors": errors or {}, "reference": reference.strip(), "withdrawn": withdrawn},
         status_code=status)
 
 
@@ -311,7 +311,7 @@ def requests_open(request: Request, principal: Principal = _desk(csrf=True),
                   reference: str = Form("", max_length=100)) -> Response:
     """Log a request as it arrived (by mail, by phone): due `dsr.due_days` after receipt."""
     ctx = ctx_of(request)
-    form = {"kind": kind, "who": who[:WHO_MAX], "received": received, "reference": reference}
+    form = {"kind": kind, "who": who, "received": received, "reference": reference}
     errors: dict[str, str] = {}
     ident: dict[str, str] = {}
     received_at: datetime | None = None
@@ -378,7 +378,7 @@ def holds_set(request: Request, principal: Principal = _desk(csrf=True),
               kind: str = Form(""), target: str = Form("", max_length=4000),
               reason: str = Form("", max_length=4000)) -> Response:
     ctx = ctx_of(request)
-    form = {"kind": kind, "target": target[:1024], "reason": reason[:2000]}
+    form = {"kind": kind, "target": target, "reason": reason}
     errors: dict[str, str] = {}
     if kind not in HOLD_KINDS:
         errors["kind"] = "Choose what to hold."

@@ -1,9 +1,11 @@
 """Entra ID sign-in: OpenID Connect authorisation-code flow (with PKCE) through msal.
 
-The flow's secrets (state, nonce, PKCE verifier) travel in the signed session cookie between
-`/login/entra` and its callback, so any `serve` process can finish a flow another one started.
-The role comes from an app-role or group claim, mapped by `web.entra_role_map`; a user whose
-claims map to no role is refused. Enabled only when `web.entra_enabled` is true.
+The flow's secrets (state, nonce, PKCE verifier) travel in the encrypted pre-sign-in cookie
+between `/login/entra` and its callback, so any `serve` process can finish a flow another one
+started. msal redeems the code and checks state, PKCE and nonce; the id_token itself is then
+validated here (`idtoken.py`: signature, issuer, audience, tenant, lifetime, nonce). The role
+comes from an app-role or group claim, mapped by `web.entra_role_map`; a user whose claims map
+to no role is refused. Enabled only when `web.entra_enabled` is true.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from meeting_governance import users
 from meeting_governance.config import Settings
 from meeting_governance.errors import ConfigError, GraphError
 from meeting_governance.graph.client import is_microsoft_authority
-from meeting_governance.web.auth import ctx_of, sign_in
-from meeting_governance.web.security import safe_next, session_of
+from meeting_governance.web.auth import ctx_of, login_page_response, sign_in
+from meeting_governance.web.idtoken import IdTokenError, IdTokenValidator
+from meeting_governance.web.security import pre_session, pre_session_changed, safe_next
 from meeting_governance.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,8 @@ class EntraSignIn:
             self.http.verify = graph.ca_bundle
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
+        self.validator = IdTokenValidator(self.http, authority=self.authority,
+                                          client_id=self.client_id, tenant_id=graph.tenant_id)
 
     def app(self) -> msal.ConfidentialClientApplication:
         """Built on first use: msal's constructor fetches the authority's OpenID configuration."""
@@ -109,7 +114,9 @@ class EntraSignIn:
         return flow
 
     def finish(self, flow: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-        """msal checks state, nonce and PKCE; returns its result dict (with `error` on failure)."""
+        """msal checks state, nonce and PKCE and redeems the code; then the id_token is
+        validated. Returns msal's result with `id_token_claims` replaced by the validated
+        claims, or a dict with `error` (and `reason` for a refused token)."""
         try:
             result: dict[str, Any] = self.app().acquire_token_by_auth_code_flow(flow, params)
         except ValueError:  # state mismatch and other tampering, per msal's docs
@@ -118,7 +125,18 @@ class EntraSignIn:
             return {"error": "invalid_nonce"}
         except (requests.RequestException, GraphError):  # the authority cannot be reached
             return {"error": "authority_unavailable"}
-        return result
+        if "error" in result:
+            return result
+        token = result.get("id_token")
+        if not isinstance(token, str):
+            return {"error": "invalid_id_token", "reason": "the token endpoint sent no id_token"}
+        try:
+            claims = self.validator.validate(token, flow_nonce=str(flow.get("nonce", "")))
+        except IdTokenError as exc:
+            return {"error": "invalid_id_token", "reason": exc.reason}
+        except GraphError:
+            return {"error": "authority_unavailable"}
+        return {**result, "id_token_claims": claims}
 
 
 def _entra(request: Request) -> EntraSignIn | None:
@@ -135,9 +153,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _refused(request: Request, message: str, status: int) -> Response:
-    return render(request, "login.html", {"title": "Sign in", "next": "/optouts", "name": "",
-                                          "entra_enabled": True, "error": message},
-                  status_code=status)
+    return login_page_response(request, next_path="/optouts", error=message, status_code=status)
 
 
 @router.get("/login/entra")
@@ -152,10 +168,10 @@ async def entra_start(request: Request, next: str = "") -> Response:
     except GraphError as exc:
         log.error("entra sign-in unavailable", extra={"error": exc.__class__.__name__})
         return _refused(request, "Entra ID sign-in is unavailable right now. Try again later.", 503)
-    session = session_of(request)
-    session["entra_flow"] = {k: v for k, v in flow.items() if k != "auth_uri"}
-    session["entra_next"] = safe_next(next)
-    request.state.session_dirty = True
+    pre = pre_session(request)
+    pre["entra_flow"] = {k: v for k, v in flow.items() if k != "auth_uri"}
+    pre["entra_next"] = safe_next(next)
+    pre_session_changed(request)
     return RedirectResponse(flow["auth_uri"], status_code=303)
 
 
@@ -166,7 +182,8 @@ def _finish(request: Request, entra: EntraSignIn, flow: dict[str, Any],
         log.error("entra sign-in unavailable at the callback")
         return _refused(request, "Entra ID sign-in is unavailable right now. Try again later.", 503)
     if "error" in result:
-        log.warning("entra sign-in failed", extra={"error": str(result.get("error"))[:80]})
+        log.warning("entra sign-in failed", extra={"error": str(result.get("error"))[:80],
+                                                   "reason": str(result.get("reason", ""))[:120]})
         return _refused(request, "Entra ID sign-in did not succeed. Start again.", 401)
     claims: dict[str, Any] = result.get("id_token_claims") or {}
     object_id = str(claims.get("oid") or "")
@@ -179,23 +196,24 @@ def _finish(request: Request, entra: EntraSignIn, flow: dict[str, Any],
                                  "Ask an administrator for access.", 403)
     with ctx.session() as db:
         user = users.upsert_entra_user(ctx, db, object_id, role)
-        if user.active:
-            ctx.audit(db, "web.login", target_type="user", target_id=str(user.id),
-                      actor=f"web:{user.name}", method="entra")
     if not user.active:
         return _refused(request, "Your account is disabled in this application.", 403)
-    display = str(claims.get("name") or claims.get("preferred_username") or user.name)
-    sign_in(request, user, display=display)
+    display = str(claims.get("name") or claims.get("preferred_username") or user.name)[:200]
+    sign_in(request, user, method="entra", display=display)
     return RedirectResponse(next_path, status_code=303)
 
 
 @router.get(CALLBACK_PATH)
 async def entra_callback(request: Request) -> Response:
+    """The authority sends the browser back here. The flow is taken out of the pre-sign-in
+    cookie whatever happens next (one use). Nothing here touches a signed-in session: calling
+    this URL cannot extend one."""
     entra = _entra(request)
-    session = session_of(request)
-    flow = session.pop("entra_flow", None)
-    next_path = safe_next(session.pop("entra_next", None))
-    request.state.session_dirty = True
+    pre = pre_session(request)
+    flow = pre.pop("entra_flow", None)
+    next_path = safe_next(pre.pop("entra_next", None))
+    if flow is not None:
+        pre_session_changed(request)
     if entra is None or not isinstance(flow, dict):
         return _refused(request, "This sign-in has expired or was not started here. Start again.",
                         400)

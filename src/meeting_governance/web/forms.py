@@ -1,8 +1,10 @@
 """The add-opt-out form: raw fields in, an `OptOutRequest` and per-field errors out, and the
-plain-language summary of what an opt-out will block (shown before it is saved)."""
+plain-language summary shown before it is saved: what the service will do, what it cannot do,
+and what the coordinator must still do themselves."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
@@ -11,7 +13,13 @@ from meeting_governance.identity import normalise_email, normalise_object_id
 
 SCOPES = ("all", "meeting", "range")
 FIELD_LIMITS = {"name": 200, "email": 320, "object_id": 64, "meeting": 4000, "note": 2000,
-                "valid_from": 10, "valid_until": 10, "scope": 10}
+                "valid_from": 40, "valid_until": 40, "scope": 10}
+# What to check when a field is too long (the pages have no maxlength: a browser would cut a
+# pasted value silently, so the whole value comes here and is reported).
+_TOO_LONG_HINT = {"meeting": "Paste only the join link, nothing around it.",
+                  "email": "Enter one address only.", "object_id": "Enter one object id only."}
+# Year-month-day as the hint shows it, with '-', '/' or '.' and one- or two-digit month and day.
+_DAY = re.compile(r"^\s*(\d{4})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*$")
 
 
 @dataclass(frozen=True)
@@ -34,9 +42,15 @@ class OptOutForm:
         return replace(self, errors=errors)
 
 
-def _parse_day(text: str) -> date | None:
+def parse_day(text: str) -> date | None:
+    """A day written as the form's hint shows it (2026-05-14; also 2026-5-14, 2026/05/14 or
+    2026.05.14). Day-first or month-first forms are refused: 05/04/2026 is two different days
+    in two countries."""
+    match = _DAY.match(text)
+    if not match:
+        return None
     try:
-        return date.fromisoformat(text.strip())
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     except ValueError:
         return None
 
@@ -46,8 +60,10 @@ def to_request(form: OptOutForm) -> tuple[optouts.OptOutRequest | None, dict[str
     registry's `validate`; returns the request, or None and the errors by field name."""
     errors: dict[str, str] = {}
     for name, limit in FIELD_LIMITS.items():
-        if len(str(getattr(form, name))) > limit:
-            errors[name] = f"Too long: at most {limit} characters."
+        length = len(str(getattr(form, name)))
+        if length > limit:
+            errors[name] = (f"Too long: {length:,} characters, at most {limit:,}. Nothing was "
+                            f"cut off. {_TOO_LONG_HINT.get(name, '')}").strip()
     if form.scope not in SCOPES:
         errors["scope"] = "Choose all meetings, one meeting or a date range."
     meeting: str | None = None
@@ -58,11 +74,13 @@ def to_request(form: OptOutForm) -> tuple[optouts.OptOutRequest | None, dict[str
         if not meeting:
             errors["meeting"] = "Paste the meeting's Teams join link or its meeting id."
     elif form.scope == "range":
-        first, last = _parse_day(form.valid_from), _parse_day(form.valid_until)
-        if first is None:
-            errors["valid_from"] = "Enter the first day as YYYY-MM-DD."
-        if last is None:
-            errors["valid_until"] = "Enter the last day as YYYY-MM-DD."
+        first, last = parse_day(form.valid_from), parse_day(form.valid_until)
+        if first is None and "valid_from" not in errors:
+            errors["valid_from"] = ("Enter the first day as year-month-day, for example "
+                                    "2026-05-14.")
+        if last is None and "valid_until" not in errors:
+            errors["valid_until"] = ("Enter the last day as year-month-day, for example "
+                                     "2026-05-31.")
         if first and last:
             if last < first:
                 errors["valid_until"] = "The last day must not be before the first day."
@@ -87,26 +105,49 @@ def _form_field(name: str) -> str:
     return {"covers": "covers_recording"}.get(name, name)
 
 
-def blocked_summary(form: OptOutForm) -> list[str]:
-    """Sentences an operator can check before saving: who, what and which meetings."""
+@dataclass(frozen=True)
+class ReviewText:
+    """The review page's plain-language sections."""
+
+    does: list[str]        # what saving it makes the service do
+    cannot: list[str]      # what the service cannot do about it
+    you_must: list[str]    # what the coordinator still has to do
+
+
+def review_text(form: OptOutForm) -> ReviewText:
+    """Sentences a coordinator can check before saving: who, which meetings, what the service
+    does (it refuses to fetch and transcribe recordings), what it cannot do (stop Teams from
+    recording), and what is left to the coordinator."""
     who = form.name.strip() or "This person"
-    ids = [f"e-mail {normalise_email(form.email)}" if form.email.strip() else "",
+    ids = [f"e-mail address {normalise_email(form.email)}" if form.email.strip() else "",
            f"Entra object id {normalise_object_id(form.object_id)}" if form.object_id.strip()
            else ""]
-    what = " and ".join(w for w, on in (("recording", form.covers_recording),
-                                         ("transcription", form.covers_transcription)) if on)
-    verb = {(True, True): "recorded or transcribed", (True, False): "recorded",
-            (False, True): "transcribed"}.get((form.covers_recording, form.covers_transcription),
-                                              "blocked")
+    wish = " or ".join(w for w, on in (("recorded", form.covers_recording),
+                                       ("transcribed", form.covers_transcription)) if on)
     if form.scope == "meeting":
-        where = "the one meeting given by the link or id below"
+        where = "the one meeting of the link below (every occurrence, if it is a series)"
     elif form.scope == "range":
-        where = f"every meeting from {form.valid_from} to {form.valid_until} (both days included)"
+        first, last = parse_day(form.valid_from), parse_day(form.valid_until)
+        where = (f"every meeting from {first.isoformat() if first else form.valid_from} to "
+                 f"{last.isoformat() if last else form.valid_until} (both days included)")
     else:
-        where = "every meeting, until the opt-out is revoked"
-    lines = [f"{who}, matched by {' and by '.join(i for i in ids if i)} (never by name).",
-             f"Blocks {what or 'nothing'} of {where}.",
-             f"While this person attends, such a meeting will not be {verb}."]
-    if form.scope == "meeting":
-        lines.append(f"Meeting: {form.meeting.strip()}")
-    return lines
+        where = "every meeting, until a data protection officer revokes the opt-out"
+    does = [f"Records that {who} does not want to be {wish or 'recorded'} "
+            f"(recognised by {' and by '.join(i for i in ids if i)}, never by name).",
+            f"Meeting Governance will refuse to download and to transcribe the Teams recording "
+            f"of {where} whenever this person is among the participants.",
+            "It applies from the moment you save it, also to recordings that are waiting to "
+            "be processed."]
+    cannot = ["It cannot stop Teams from recording: anyone allowed to record in the meeting "
+              "can still start a recording, and Microsoft keeps it under your organisation's "
+              "Teams settings.",
+              "It cannot stop Teams' own live transcription or captions, and it does not "
+              "delete recordings or transcripts that already exist."]
+    you_must = ["Tell the meeting's organiser, before the meeting, that this person does not "
+                "want to be recorded or transcribed.",
+                "If the person must not be recorded at all, the organiser turns recording and "
+                "transcription off in the meeting's options in Teams (or asks them not to join "
+                "while it runs).",
+                "If the person wants existing recordings or transcripts removed, pass that on "
+                "to your data protection officer."]
+    return ReviewText(does=does, cannot=cannot, you_must=you_must)

@@ -1,5 +1,6 @@
 """The coordinator's pages: list and search, add (with a review step), detail and audit
-trail, revoke with confirmation, CSV import. Routes are thin over `meeting_governance.optouts`.
+trail, CSV import; revoking (with confirmation) is the DPO's. Routes are thin over
+`meeting_governance.optouts`; what the review step checks lives in `review.py`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from starlette.responses import RedirectResponse, Response
 
 from meeting_governance import optouts
 from meeting_governance.errors import InputError
+from meeting_governance.web import review
 from meeting_governance.web.auth import Principal, allow, ctx_of
-from meeting_governance.web.forms import OptOutForm, blocked_summary, to_request
+from meeting_governance.web.forms import OptOutForm, review_text, to_request
 from meeting_governance.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -28,18 +30,42 @@ def home(who: Principal = Depends(allow("optouts.read"))) -> Response:
     return RedirectResponse("/optouts", status_code=303)
 
 
+SEARCH_LIMIT = 200  # exact matches of one person: a handful, never a page of thousands
+
+
 @router.get("/optouts")
-def list_page(request: Request, q: str = "", page: int = 1,
+def list_page(request: Request, page: int = 1,
               who: Principal = Depends(allow("optouts.read"))) -> Response:
+    """Every opt-out, newest first. Searching is a POST (`/optouts/search`): what is searched
+    for is a name or an address, and it must not end up in URLs, browser history or proxy logs."""
     ctx = ctx_of(request)
-    q = q.strip()[:320]
     page = max(1, min(page, 10_000))
     with ctx.session() as db:
-        rows = optouts.list_optouts(ctx, db, search=q or None, include_revoked=True,
-                                    limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+        rows = optouts.list_optouts(ctx, db, include_revoked=True, limit=PAGE_SIZE + 1,
+                                    offset=(page - 1) * PAGE_SIZE)
     return render(request, "optouts_list.html", {
-        "title": "Opt-outs", "rows": rows[:PAGE_SIZE], "q": q, "page": page,
-        "has_next": len(rows) > PAGE_SIZE})
+        "title": "Opt-outs", "rows": rows[:PAGE_SIZE], "q": "", "searched": False,
+        "page": page, "has_next": len(rows) > PAGE_SIZE, "search_error": ""})
+
+
+@router.post("/optouts/search")
+def search_page(request: Request, q: str = Form(""),
+                who: Principal = Depends(allow("optouts.read", csrf=True))) -> Response:
+    """Exact search through the blind index; the page says what that can and cannot find."""
+    ctx = ctx_of(request)
+    q = q.strip()
+    if not q or len(q) > 320:
+        error = ("Enter a whole e-mail address, Entra object id, name or reference." if not q
+                 else f"Too long: {len(q):,} characters, at most 320. Nothing was cut off.")
+        return render(request, "optouts_list.html", {
+            "title": "Opt-outs", "rows": [], "q": q, "searched": False, "page": 1,
+            "has_next": False, "search_error": error}, status_code=422)
+    with ctx.session() as db:
+        rows = optouts.list_optouts(ctx, db, search=q, include_revoked=True,
+                                    limit=SEARCH_LIMIT)
+    return render(request, "optouts_list.html", {
+        "title": "Search results", "rows": rows, "q": q, "searched": True, "page": 1,
+        "has_next": False, "search_error": ""})
 
 
 def _form_page(request: Request, form: OptOutForm, status: int = 200) -> Response:
@@ -73,8 +99,7 @@ def add(request: Request,
     if req is None:
         return _form_page(request, form.with_errors(errors), status=422)
     if step != "confirm":
-        return render(request, "optout_review.html", {
-            "title": "Check the opt-out", "form": form, "summary": blocked_summary(form)})
+        return _review_page(request, form, req)
     ctx = ctx_of(request)
     try:
         with ctx.session() as db:
@@ -83,6 +108,21 @@ def add(request: Request,
         return _form_page(request, form.with_errors({"email": str(exc)}), status=422)
     log.info("opt-out added from the web form", extra={"optout_id": view.id})
     return RedirectResponse(f"/optouts/{view.id}?added=1", status_code=303)
+
+
+def _review_page(request: Request, form: OptOutForm, req: optouts.OptOutRequest) -> Response:
+    """What will happen, what will not, what is left to do; the meeting as far as it can be
+    checked; opt-outs of the same person that already cover it; dates in the past."""
+    ctx = ctx_of(request)
+    facts = None
+    if req.meeting:
+        facts = review.check_meeting(ctx, req.meeting,
+                                     resolver=request.app.state.meeting_resolver)
+    past_range = bool(req.valid_until and req.valid_until < ctx.clock.now())
+    return render(request, "optout_review.html", {
+        "title": "Check the opt-out", "form": form, "text": review_text(form), "facts": facts,
+        "overlaps": review.overlaps(ctx, req), "past_range": past_range,
+        "our_tenant": ctx.settings.graph.tenant_id})
 
 
 @router.get("/optouts/import")
@@ -122,7 +162,7 @@ def _import(request: Request, data: bytes, who: Principal) -> list[optouts.OptOu
 
 
 @router.get("/optouts/{optout_id}")
-def detail_page(request: Request, optout_id: str, added: int = 0,
+def detail_page(request: Request, optout_id: str, added: int = 0, revoked: int = 0,
                 who: Principal = Depends(allow("optouts.read"))) -> Response:
     ctx = ctx_of(request)
     with ctx.session() as db:
@@ -132,7 +172,9 @@ def detail_page(request: Request, optout_id: str, added: int = 0,
         {"at": e.at, "actor": e.actor, "action": e.action, "details": _details(e.details)}
         for e in trail]
     return render(request, "optout_detail.html", {
-        "title": "Opt-out", "o": view, "trail": entries, "added": bool(added)})
+        "title": "Opt-out", "o": view, "trail": entries, "added": bool(added),
+        "revoked": bool(revoked), "link": review.readable_link(view.meeting or ""),
+        "can_revoke": who.can("optouts.revoke")})
 
 
 def _details(encoded: str) -> str:
@@ -151,7 +193,7 @@ def _details(encoded: str) -> str:
 
 @router.get("/optouts/{optout_id}/revoke")
 def revoke_page(request: Request, optout_id: str,
-                who: Principal = Depends(allow("optouts.write"))) -> Response:
+                who: Principal = Depends(allow("optouts.revoke"))) -> Response:
     ctx = ctx_of(request)
     with ctx.session() as db:
         view = optouts.get_optout(ctx, db, optout_id)
@@ -161,17 +203,21 @@ def revoke_page(request: Request, optout_id: str,
 
 @router.post("/optouts/{optout_id}/revoke")
 def revoke_submit(request: Request, optout_id: str,
-                  who: Principal = Depends(allow("optouts.write", csrf=True)),
+                  who: Principal = Depends(allow("optouts.revoke", csrf=True)),
                   reason: str = Form("")) -> Response:
+    """DPO and admin only: the reason records the person's own confirmation (who asked, when,
+    how), since revoking lets their meetings be fetched and transcribed again."""
     ctx = ctx_of(request)
     reason = reason.strip()
     if not reason or len(reason) > 2000:
         with ctx.session() as db:
             view = optouts.get_optout(ctx, db, optout_id)
         return render(request, "optout_revoke.html", {
-            "title": "Revoke the opt-out", "o": view, "reason": reason[:2000],
-            "error": "Say why it is revoked (at most 2000 characters)."}, status_code=422)
+            "title": "Revoke the opt-out", "o": view, "reason": reason,
+            "error": ("Record the person's own confirmation: who asked, when and how."
+                      if not reason else f"Too long: {len(reason):,} characters, at most "
+                      "2,000. Nothing was cut off.")}, status_code=422)
     with ctx.session() as db:
         optouts.revoke_optout(ctx, db, optout_id, actor=who.actor, reason=reason)
     log.info("opt-out revoked from the web form", extra={"optout_id": optout_id})
-    return RedirectResponse(f"/optouts/{optout_id}", status_code=303)
+    return RedirectResponse(f"/optouts/{optout_id}?revoked=1", status_code=303)
