@@ -7,8 +7,23 @@ from pathlib import Path
 import typer
 
 from meeting_governance import optouts
-from meeting_governance.cliutil import app_context, console, group, print_json, print_table
+from meeting_governance.cliutil import (
+    app_context,
+    console,
+    err_console,
+    group,
+    print_json,
+    print_table,
+)
 from meeting_governance.errors import InputError
+
+SEARCH_NOTE = ("Search finds exact matches only: a whole e-mail address, Entra object id, full "
+               "name or opt-out id. The same person's other addresses are not searched.")
+NO_MATCH_NOTE = ("No opt-out has exactly this e-mail address, object id, name or id. Search "
+                 "finds exact matches only (names and addresses are stored as keyed hashes): "
+                 "part of a name or address, another spelling or another address of the same "
+                 "person finds nothing. This does not mean the person has no opt-out: try "
+                 "their other addresses or object id, or `optout list` without --search.")
 
 optout_app = group(help="The opt-out registry: add, list, revoke, import.",
                          no_args_is_help=True)
@@ -59,7 +74,9 @@ def optout_list(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     search: str | None = typer.Option(
-        None, "--search", help="Exact e-mail, object id, name or opt-out id."),
+        None, "--search", help="Exact only: a whole e-mail address, Entra object id, full name "
+        "or opt-out id (case and spaces ignored). Part of a name or address, another spelling "
+        "or the person's other addresses find nothing: no result does not mean no opt-out."),
     active: bool = typer.Option(False, "--active", help="Hide revoked opt-outs."),
     limit: int = typer.Option(200, "--limit", min=1, help="At most this many (newest first)."),
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first."),
@@ -76,6 +93,9 @@ def optout_list(
                 [[v.id, v.person, v.scope if v.scope != "meeting" else f"meeting {v.meeting}",
                   v.covers, v.valid_from, v.valid_until,
                   "active" if v.active else f"revoked {v.revoked_at:%Y-%m-%d}"] for v in views])
+    if search is not None:
+        # On stderr: the table stays the only output a script reads.
+        err_console.print(SEARCH_NOTE if views else NO_MATCH_NOTE, markup=False, soft_wrap=True)
 
 
 @optout_app.command("revoke")
