@@ -26,7 +26,8 @@ import requests
 from meeting_governance.errors import GovernanceError, GraphError
 
 CLOCK_SKEW_S = 120  # the leeway Entra's own libraries allow
-KEYS_REFRESH_MIN_S = 300  # an unknown key id refetches the keys at most this often
+KEYS_REFRESH_MIN_S = 60.0  # an unknown key id refetches the keys at most this often
+KEYS_MAX_AGE_S = 3600.0  # and they are refetched anyway when older than this
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "nbf", "iat", "sub", "tid", "oid")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -56,8 +57,11 @@ class IdTokenValidator:
     token names a key id the cache does not have (keys roll over)."""
 
     def __init__(self, http: requests.Session, *, authority: str, client_id: str,
-                 tenant_id: str) -> None:
+                 tenant_id: str, refresh_min_s: float = KEYS_REFRESH_MIN_S) -> None:
         self.http = http
+        # Tokens naming unknown key ids (forged ones included) cannot make us hammer the
+        # authority: at most one refetch per `refresh_min_s`.
+        self.refresh_min_s = refresh_min_s
         self.authority = authority.rstrip("/")
         self.client_id = client_id
         self.tenant_id = tenant_id
@@ -93,7 +97,8 @@ class IdTokenValidator:
 
     def _key_set(self, *, refresh: bool) -> jwt.PyJWKSet:
         now = time.monotonic()
-        if self._keys is None or (refresh and now - self._keys_at >= KEYS_REFRESH_MIN_S):
+        age = now - self._keys_at
+        if self._keys is None or age >= KEYS_MAX_AGE_S or (refresh and age >= self.refresh_min_s):
             data = self._get_json(self._discover().jwks_uri)
             try:
                 self._keys = jwt.PyJWKSet.from_dict(data)
