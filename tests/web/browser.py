@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from meeting_governance.web.app import UVICORN_OPTIONS
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -30,7 +32,7 @@ def serve(app: Any) -> Iterator[str]:
     """Run `app` under uvicorn in a thread on a free loopback port; yield its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", **UVICORN_OPTIONS))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

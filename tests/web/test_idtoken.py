@@ -17,15 +17,14 @@ from meeting_governance.graph.emulator.signin import ID_TOKEN_FAULTS
 from meeting_governance.models import AuditEntry, User
 from meeting_governance.web.idtoken import IdTokenError, IdTokenValidator
 
+from . import test_entra
 from .conftest import Web
-from .test_entra import (  # noqa: F401 - fixtures
-    DPO,
-    browser_like,
-    callback,
-    emulator,
-    entra_web,
-    through_emulator,
-)
+from .test_entra import DPO, callback, through_emulator
+
+# The Entra sign-in fixtures of test_entra.py: the emulator, its "browser", the app.
+emulator = test_entra.emulator
+browser_like = test_entra.browser_like
+entra_web = test_entra.entra_web
 
 # Which check must catch each fault (msal itself already refuses a wrong or missing nonce).
 EXPECTED_REASON = {

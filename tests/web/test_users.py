@@ -56,7 +56,7 @@ def test_password_check_holds_no_database_lock(web: Web) -> None:
     seen: list[bool] = []
 
     class Watching(PasswordHasher):
-        def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
             # While the hash is checked, another connection can write at once (SQLite would
             # answer "database is locked" after busy_timeout if a transaction were open).
             import sqlite3

@@ -21,6 +21,7 @@ def serve(ctx: typer.Context,
     import uvicorn
 
     from meeting_governance.web import create_app
+    from meeting_governance.web.app import UVICORN_OPTIONS
 
     app_ctx = app_context(ctx)
     web = app_ctx.settings.web
@@ -29,11 +30,8 @@ def serve(ctx: typer.Context,
     shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
     url = web.base_url or f"http://{shown_host}:{bind_port}"
     console.print(f"serving the opt-out form at {url}/login (Ctrl-C to stop)")
-    # access_log off: request lines would be logs of who used the site when. proxy_headers
-    # off: the app believes X-Forwarded-* only from web.trusted_proxies (uvicorn's own default
-    # would trust any process on 127.0.0.1).
-    uvicorn.run(create_app(app_ctx), host=bind_host, port=bind_port, access_log=False,
-                proxy_headers=False, server_header=False, log_level="warning")
+    uvicorn.run(create_app(app_ctx), host=bind_host, port=bind_port, log_level="warning",
+                **UVICORN_OPTIONS)
 
 
 def emulator(

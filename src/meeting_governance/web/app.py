@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/healthz", "/login", "/login/entra", entra.CALLBACK_PATH})
 # Multipart framing around an uploaded CSV of `max_upload_bytes`.
 _FORM_OVERHEAD = 64 * 1024
+# How `serve` runs uvicorn (the test suite's servers use the same). No access log: request
+# lines would be a log of who used the site when. No proxy headers: the app believes
+# X-Forwarded-* only from `web.trusted_proxies` (uvicorn's own default trusts 127.0.0.1).
+UVICORN_OPTIONS: dict[str, Any] = {"access_log": False, "proxy_headers": False,
+                                   "server_header": False}
 
 
 def _wants_json(request: Request) -> bool:
