@@ -133,7 +133,7 @@ def test_coordinator_signs_in_with_entra_and_out_again(page: Any, served: Served
     assert page.get_by_role("link", name="Users").count() == 0
 
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url(f"{served.url}/login")
+    page.wait_for_url(f"{served.url}/login?signed_out=1")
     page.goto(f"{served.url}/optouts")
     assert "/login?next=" in page.url
     assert errors == []  # no CSP violations or broken resources on either origin

@@ -87,16 +87,27 @@ def to_request(form: OptOutForm) -> tuple[optouts.OptOutRequest | None, dict[str
             valid_from = optouts.parse_when(first.isoformat(), field="valid_from")
             # The last day counts in full, as on the command line.
             valid_until = optouts.parse_when(last.isoformat(), field="valid_until", end=True)
-    if errors:
-        return None, errors
     request = optouts.OptOutRequest(
         email=form.email.strip() or None, object_id=form.object_id.strip() or None,
-        name=form.name.strip() or None, meeting=meeting, valid_from=valid_from,
+        name=form.name.strip() or None, meeting=meeting or None, valid_from=valid_from,
         valid_until=valid_until, covers_recording=form.covers_recording,
         covers_transcription=form.covers_transcription, note=form.note.strip() or None)
+    # The registry's own rules too, even when the form found something: every problem is
+    # reported at once, not one per attempt.
     for problem in optouts.validate(request):
         errors.setdefault(_form_field(problem.field), problem.message)
-    return (None, errors) if errors else (request, {})
+    if errors:
+        return None, {name: errors[name] for name in sorted(errors, key=_position)}
+    return request, {}
+
+
+# The order of the fields on the page, so the error summary reads top to bottom.
+_FIELD_ORDER = ["name", "email", "object_id", "scope", "meeting", "valid_from", "valid_until",
+                "covers_recording", "covers_transcription", "note"]
+
+
+def _position(name: str) -> int:
+    return _FIELD_ORDER.index(name) if name in _FIELD_ORDER else len(_FIELD_ORDER)
 
 
 def _form_field(name: str) -> str:

@@ -173,7 +173,7 @@ def detail_page(request: Request, optout_id: str, added: int = 0, revoked: int =
         for e in trail]
     return render(request, "optout_detail.html", {
         "title": "Opt-out", "o": view, "trail": entries, "added": bool(added),
-        "revoked": bool(revoked), "link": review.readable_link(view.meeting or ""),
+        "revoked": bool(revoked), "link": review.short_link(view.meeting or ""),
         "can_revoke": who.can("optouts.revoke")})
 
 

@@ -59,7 +59,7 @@ class MeetingResolver(Protocol):
 class MeetingFacts:
     """What the review page can say about the meeting an opt-out names."""
 
-    link: str                    # the reference, percent-decoded so that people can read it
+    link: str                    # the reference as people read it (decoded, without its query)
     tenant_id: str | None        # the tenant in the join link's context (`Tid`)
     organizer_id: str | None     # the organiser's object id in the link (`Oid`) or meeting id
     foreign_tenant: bool | None  # None: cannot tell (no Tid, or our tenant is set by name)
@@ -84,6 +84,13 @@ def readable_link(reference: str) -> str:
         if wrapped:
             return readable_link(wrapped[0])
     return text
+
+
+def short_link(reference: str) -> str:
+    """The readable link without its query (`?context=…`, a passcode): what identifies the
+    meeting, and what people compare with their invitation."""
+    link = readable_link(reference)
+    return link.split("?", 1)[0] if "://" in link else link
 
 
 def _link_context(reference: str) -> dict[str, str]:
@@ -166,7 +173,7 @@ def check_meeting(ctx: AppContext, reference: str, *,
             not_checked = ("Microsoft Graph could not be reached, so the meeting's subject, "
                            "date and organiser could not be checked.")
     seen, last = _recordings(ctx, key, organizer, reference)
-    return MeetingFacts(link=readable_link(reference), tenant_id=tenant, organizer_id=organizer,
+    return MeetingFacts(link=short_link(reference), tenant_id=tenant, organizer_id=organizer,
                         foreign_tenant=foreign, resolved=resolved, not_checked=not_checked,
                         recordings_seen=seen, last_recording=last)
 
