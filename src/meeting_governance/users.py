@@ -2,7 +2,8 @@
 
 Accounts signed in through Entra ID get a row too (`source="entra"`, no password), named by their
 object id, so an address never sits in clear in the `app_user` table.
-Disabled rows stay, so the audit log's actors keep meaning something.
+Disabled rows stay, so the audit log's actors keep meaning something. An account's web sessions
+(`web_session`) end with `disable_user` and `revoke_sessions`, in the same transaction.
 """
 
 from __future__ import annotations

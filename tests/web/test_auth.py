@@ -240,6 +240,9 @@ def test_the_limit_survives_a_restart_and_stores_no_name_or_address(
     with web.ctx.session() as db:
         keys = [row.key for row in db.exec(select(LoginAttempt)).all()]
     assert keys and all(len(k) == 64 and "@" not in k and "testclient" not in k for k in keys)
+    web.ctx.engine.dispose()
+    for path in web.ctx.settings.home.glob("meeting-governance.db*"):
+        assert b"someone@example.org" not in path.read_bytes(), path
 
 
 @pytest.mark.parametrize("target", [

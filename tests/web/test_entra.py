@@ -274,3 +274,19 @@ def test_unreachable_authority_at_the_callback(entra_web: Web, emulator: Emulato
     assert response.status_code == 503  # refused with the "unavailable" page, not a crash
     assert "unavailable right now" in response.text
     assert client.get("/api/session").status_code == 401
+
+
+def test_an_entra_users_name_and_address_are_not_stored_in_clear(
+        entra_web: Web, emulator: EmulatorServer, browser_like: requests.Session) -> None:
+    """The display name travels with the session sealed under a key only the browser's cookie
+    gives; the address (UPN) is not kept at all. Searched for in every database file."""
+    client = entra_web.client(base_url="https://testserver")
+    callback(client, through_emulator(client, browser_like, *COORDINATOR))
+    assert client.get("/api/session").json()["display"] == "Morgan Coordinator"
+    entra_web.ctx.engine.dispose()  # flush SQLite's WAL into view
+    files = list(entra_web.ctx.settings.home.glob("meeting-governance.db*"))
+    assert files
+    for path in files:
+        data = path.read_bytes().lower()
+        for needle in (b"morgan coordinator", COORDINATOR[0].encode(), b"morgan.coordinator"):
+            assert needle not in data, (path, needle)
