@@ -58,11 +58,25 @@ def _sign_in(page: Any, served: str, role: str, start: str = "/optouts") -> None
     page.goto(f"{served}{start}")
     assert "/login?next=" in page.url
     # The cursor is already in the user-name field.
-    assert page.evaluate("document.activeElement.id") == "name"
+    assert _focus_is_on(page, element_id="name")
     page.keyboard.type(ACCOUNTS[role])
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{served}{start}")
+
+
+def _submit(page: Any, button: str) -> None:
+    """Click a submit button and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.get_by_role("button", name=button).click()
+
+
+def _focus_is_on(page: Any, class_name: str = "", element_id: str = "") -> bool:
+    """Autofocus is applied after the page has loaded: wait for it (or time out)."""
+    attribute, value = ("id", element_id) if element_id else ("className", class_name)
+    page.wait_for_function(f"document.activeElement && document.activeElement.{attribute} === "
+                           f"'{value}'", timeout=10_000)
+    return True
 
 
 def _console_errors(page: Any) -> list[str]:
@@ -158,8 +172,8 @@ def test_dpo_revokes_with_the_persons_confirmation(page: Any, web: Web, served: 
             email="grace@example.org", name="Grace Hopper"), actor="web:cora").id
     _sign_in(page, served, "dpo", start=f"/optouts/{optout_id}")
     page.get_by_role("link", name="Revoke this opt-out").click()
-    page.get_by_role("button", name="Revoke").click()  # no reason: refused, focus on the error
-    assert page.evaluate("document.activeElement.className") == "error-summary"
+    _submit(page, "Revoke")  # no reason: refused, focus on the error
+    assert _focus_is_on(page, "error-summary")
     page.get_by_label("The person's confirmation").fill("Grace asked by e-mail on 3 May.")
     page.get_by_role("button", name="Revoke").click()
     page.wait_for_url(f"**/optouts/{optout_id}?revoked=1")
@@ -174,18 +188,18 @@ def test_a_failed_submit_moves_focus_to_the_error_summary(page: Any, served: str
     page.get_by_label("E-mail address").fill("not-an-address")
     page.get_by_label("Meetings between two dates").check()
     page.get_by_label("First day").fill("14/05/2026")  # not the format the hint shows
-    page.get_by_role("button", name="Continue").click()
-    assert page.evaluate("document.activeElement.className") == "error-summary"
+    _submit(page, "Continue")
+    assert _focus_is_on(page, "error-summary")
     summary = page.locator(".error-summary").inner_text()
     assert "E-mail address" in summary and "for example 2026-05-14" in summary
     # The summary's links lead to the fields.
     page.get_by_role("link", name="First day").click()
-    assert page.evaluate("document.activeElement.id") == "valid_from"
+    assert _focus_is_on(page, element_id="valid_from")
     # Typed as the hint shows it, the date is accepted.
     page.get_by_label("E-mail address").fill("ann@example.org")
     page.get_by_label("First day").fill("2026-05-14")
     page.get_by_label("Last day (included)").fill("2026-5-31")
-    page.get_by_role("button", name="Continue").click()
+    _submit(page, "Continue")
     assert "every meeting from 2026-05-14 to 2026-05-31" in page.locator("main").inner_text()
 
 
@@ -197,8 +211,8 @@ def test_a_pasted_over_long_value_is_reported_not_cut(page: Any, served: str) ->
     pasted = JOIN_LINK + " " + "see you there! " * 300  # a link pasted with the mail around it
     page.keyboard.insert_text(pasted)
     assert len(page.get_by_label("Teams join link or meeting id").input_value()) == len(pasted)
-    page.get_by_role("button", name="Continue").click()
-    assert page.evaluate("document.activeElement.className") == "error-summary"
+    _submit(page, "Continue")
+    assert _focus_is_on(page, "error-summary")
     assert f"Too long: {len(pasted):,} characters, at most 4,000." in page.locator(
         ".error-summary").inner_text()
     assert page.get_by_label("Teams join link or meeting id").input_value() == pasted
@@ -210,7 +224,7 @@ def test_too_large_an_upload_gets_the_sites_own_page(page: Any, served: str,
     big.write_text("email\n" + "someone@example.org\n" * 200_000)  # about 4 MB
     _sign_in(page, served, "coordinator", start="/optouts/import")
     page.get_by_label("CSV file").set_input_files(str(big))
-    page.get_by_role("button", name="Import").click()
+    _submit(page, "Import")
     main = page.locator("main").inner_text()
     assert "Too large" in main and "Split a CSV file into smaller files" in main
     assert page.get_by_role("link", name="Skip to main content").count() == 1  # the site's page
@@ -232,7 +246,7 @@ def test_a_cookie_replayed_after_sign_out_is_refused(browser: Any, page: Any,
 
 def test_keyboard_only(page: Any, served: str) -> None:
     page.goto(f"{served}/login")
-    assert page.evaluate("document.activeElement.id") == "name"  # no click needed
+    assert _focus_is_on(page, element_id="name")  # no click needed
     page.keyboard.type(ACCOUNTS["coordinator"])
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "password"
