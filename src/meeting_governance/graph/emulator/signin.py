@@ -18,9 +18,9 @@ It follows Entra ID's v2.0 endpoints closely enough that msal's auth-code flow r
 There is no single sign-on session: every `/authorize` shows the form (`prompt=none` answers
 `login_required`).
 
-Test hook: set `SignIn.id_token_fault` to one of `ID_TOKEN_FAULTS` and every id_token issued
-from then on is wrong in that one way (a forged signature, another tenant, expired…), as a
-hostile or broken authority would send it; `None` (the default) issues good tokens.
+Test hook: set `SignIn.id_token_fault` to one of `ID_TOKEN_FAULTS` (`token_faults.py`) and
+every id_token issued from then on is wrong in that one way (a forged signature, another
+tenant, expired…), as a hostile or broken authority would send it; `None` issues good tokens.
 """
 
 from __future__ import annotations
@@ -43,22 +43,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from meeting_governance.graph.emulator.auth import aad_error
 from meeting_governance.graph.emulator.scenario import Scenario, SignInUser
+from meeting_governance.graph.emulator.token_faults import spoiled_id_token
 
-# Each kind of bad id_token a relying party must refuse (see `SignIn.id_token_fault`).
-ID_TOKEN_FAULTS = frozenset({
-    "bad_signature",     # signed by another key under the published key id
-    "unknown_key",       # signed by a key the authority does not publish (another kid)
-    "alg_none",          # unsigned (`alg: none`)
-    "hs256_public_key",  # HMAC-signed with the public key as secret (algorithm confusion)
-    "foreign_issuer",    # iss of another authority
-    "foreign_audience",  # aud of another application
-    "other_tenant",      # iss and tid of another tenant, validly signed (the keys are shared)
-    "expired",           # exp an hour ago
-    "not_yet_valid",     # nbf an hour from now
-    "wrong_nonce",       # the nonce of another sign-in
-    "no_nonce",          # no nonce at all
-})
-OTHER_TENANT = "0b5c7e2a-9f1d-4c3b-8a6e-d4f2c1b0a9e8"
 PENDING_LIFETIME_S = 600   # how long the sign-in page stays usable
 CODE_LIFETIME_S = 300      # Entra's codes live "about 10 minutes"; shorter is allowed
 REFRESH_LIFETIME_S = 86400
@@ -189,48 +175,9 @@ class SignIn:
 
     def _id_token(self, claims: dict[str, Any]) -> str:
         """The id_token for these claims, spoiled as `id_token_fault` says."""
-        fault = self.id_token_fault
-        if fault is None:
+        if self.id_token_fault is None:
             return self._sign(claims)
-        if fault not in ID_TOKEN_FAULTS:
-            raise ValueError(f"unknown id_token fault {fault!r}")
-        now = int(time.time())
-        tenant = str(claims.get("tid", ""))
-        changed = dict(claims)
-        if fault == "foreign_issuer":
-            changed["iss"] = f"https://login.evil.example/{tenant}/v2.0"
-        elif fault == "foreign_audience":
-            changed["aud"] = "00000000-0000-4000-8000-0000000000aa"
-        elif fault == "other_tenant":
-            changed["tid"] = OTHER_TENANT
-            changed["iss"] = str(claims["iss"]).replace(f"/{tenant}/", f"/{OTHER_TENANT}/")
-        elif fault == "expired":
-            changed.update(iat=now - 7200, nbf=now - 7200, exp=now - 3600)
-        elif fault == "not_yet_valid":
-            changed.update(iat=now, nbf=now + 3600, exp=now + 7200)
-        elif fault == "wrong_nonce":
-            changed["nonce"] = hashlib.sha256(b"another sign-in").hexdigest()
-        elif fault == "no_nonce":
-            changed.pop("nonce", None)
-        if fault == "bad_signature":
-            return self._sign(changed, key=rsa.generate_private_key(public_exponent=65537,
-                                                                    key_size=2048))
-        if fault == "unknown_key":
-            return self._sign(changed, key=rsa.generate_private_key(public_exponent=65537,
-                                                                    key_size=2048),
-                              kid="not-" + self.kid)
-        if fault in ("alg_none", "hs256_public_key"):
-            alg = "none" if fault == "alg_none" else "HS256"
-            header = {"typ": "JWT", "alg": alg, "kid": self.kid}
-            signing_input = (_b64url(json.dumps(header, separators=(",", ":")).encode()) + "."
-                             + _b64url(json.dumps(changed, separators=(",", ":")).encode()))
-            if fault == "alg_none":
-                return signing_input + "."
-            public_pem = self.key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            mac = hmac.new(public_pem, signing_input.encode("ascii"), hashlib.sha256).digest()
-            return f"{signing_input}.{_b64url(mac)}"
-        return self._sign(changed)
+        return spoiled_id_token(self, claims, self.id_token_fault)
 
     # -- /authorize ------------------------------------------------------------------------
     def authorize(self, params: dict[str, str], *, login_path: str) -> Page | Redirect:
