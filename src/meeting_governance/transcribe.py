@@ -314,6 +314,8 @@ class Transcriber:
         diarizer = self.diarization.diarizer() if self.diarization is not None else None
         for chunk in iter_chunks(path, self.settings.chunk_seconds):
             chunks += 1
+            if diarizer is not None:
+                diarizer.feed(chunk)  # on its worker thread, while the model reads the chunk
             offset, seconds = chunk.offset, chunk.samples.size / audio.SAMPLE_RATE
             # The container's duration is an estimate; never report more done than total.
             total = max(total, offset + seconds)
@@ -330,8 +332,6 @@ class Transcriber:
                 # Detect once, on the first chunk with speech; later chunks keep that language,
                 # so one meeting does not flip language on a short or noisy chunk.
                 language, probability = info.language, info.language_probability
-            if diarizer is not None:
-                diarizer.feed(chunk)
             done = offset + seconds
             if progress is not None:
                 progress(done, total)

@@ -8,6 +8,8 @@ method, `encoder.py` for the model, `turns.py` for the records the rest of the c
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,7 +54,14 @@ class Diarization:
         return cls(SpeakerEncoder.load(settings.encoder), options)
 
     def diarizer(self) -> Diarizer:
-        """A new Diarizer for one recording."""
+        """A new Diarizer for one recording; its embeddings are computed on a worker thread
+        (one per process, shared), beside the transcriber."""
         from meeting_governance.diarization.diarizer import Diarizer
 
-        return Diarizer(self.encoder, self.options)
+        return Diarizer(self.encoder, self.options, executor=_worker())
+
+
+@functools.lru_cache(maxsize=1)
+def _worker() -> ThreadPoolExecutor:
+    """One thread for the speaker encoder, for the life of the process (like the model's)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarization")

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -126,22 +128,50 @@ def window_chunk(encoder: SpeakerEncoder, chunk: Chunk, options: DiarizationOpti
     return ChunkWindows(np.asarray(starts), np.asarray(ends), embeddings, tuple(stretches))
 
 
-class Diarizer:
-    """Speaker turns of one recording, fed chunk by chunk; use a new one per recording."""
+def _timed_window(encoder: SpeakerEncoder, chunk: Chunk, options: DiarizationOptions
+                  ) -> tuple[ChunkWindows, float]:
+    started = time.thread_time()
+    found = window_chunk(encoder, chunk, options)
+    return found, time.thread_time() - started
 
-    def __init__(self, encoder: SpeakerEncoder, options: DiarizationOptions | None = None) -> None:
+
+class Diarizer:
+    """Speaker turns of one recording, fed chunk by chunk; use a new one per recording.
+
+    With an `executor` (one worker thread), each chunk's embeddings are computed while the
+    caller goes on transcribing the next one: NumPy and CTranslate2 both release the GIL, so on
+    2 cores the encoder's single BLAS thread shares the CPU instead of adding its whole time
+    to the recording's. At most `PENDING` chunks wait (their samples are held until then).
+    """
+
+    PENDING = 2
+
+    def __init__(self, encoder: SpeakerEncoder, options: DiarizationOptions | None = None,
+                 executor: Executor | None = None) -> None:
         self.encoder = encoder
         self.options = options or DiarizationOptions()
+        self._executor = executor
+        self._pending: deque[Future[tuple[ChunkWindows, float]]] = deque()
         self._state = _Windows()
-        self._seconds = 0.0  # time spent, for the log line
+        self._seconds = 0.0  # CPU time spent on this recording, for the log line
         self._compactions = 0
 
     def feed(self, chunk: Chunk) -> None:
         """Take one chunk's speech into account; keeps no audio and no window embedding."""
-        started = time.monotonic()
-        found = window_chunk(self.encoder, chunk, self.options)
+        if self._executor is None:
+            found, spent = _timed_window(self.encoder, chunk, self.options)
+            self._seconds += spent
+            self.add(found)
+            return
+        self._pending.append(self._executor.submit(_timed_window, self.encoder, chunk,
+                                                   self.options))
+        while len(self._pending) > self.PENDING:
+            self._collect()
+
+    def _collect(self) -> None:
+        found, spent = self._pending.popleft().result()  # re-raises the worker's exception
+        self._seconds += spent
         self.add(found)
-        self._seconds += time.monotonic() - started
 
     def add(self, found: ChunkWindows) -> None:
         """Step 3: cluster one chunk's windows strictly and keep only the clusters' means."""
@@ -167,21 +197,20 @@ class Diarizer:
         """Merge the most alike local speakers until at most half of `max_items` are left.
 
         Keeps the final clustering's matrix bounded on long recordings: first only merges that
-        are near certain (local_threshold), then, only if that is not enough, looser ones, in
-        steps, never below the global threshold (which would merge two speakers that the final
-        clustering keeps apart).
+        are near certain (local_threshold), then looser ones in steps. Normally the global
+        threshold is reached long before the bound needs more; if not (speech so varied that
+        nothing is alike), the bound wins and merging goes on below it.
         """
         state = self._state
         means = np.stack(state.means)
         weights = np.asarray(state.weights)
-        limit = self.options.max_items // 2
+        limit = max(1, self.options.max_items // 2)
         level = self.options.local_threshold
-        labels = np.arange(len(means))
         while True:
             labels = cluster.agglomerate(means, level, weights)
-            if labels.max() + 1 <= limit or level <= self.options.threshold:
+            if labels.max() + 1 <= limit or level <= -1.0:
                 break
-            level = max(self.options.threshold, level - 0.025)
+            level -= 0.025
         merged = cluster.centroids(means, labels, weights)
         state.means = [row.astype(np.float32) for row in merged]
         state.weights = np.bincount(labels, weights=weights).tolist()
@@ -190,7 +219,9 @@ class Diarizer:
 
     def finish(self) -> tuple[SpeakerTurn, ...]:
         """Cluster the whole recording's local speakers and return its turns."""
-        started = time.monotonic()
+        while self._pending:
+            self._collect()
+        started = time.thread_time()
         state = self._state
         if not state.means:
             return ()
@@ -201,7 +232,7 @@ class Diarizer:
         window_speaker = speakers[np.asarray(state.owner)[np.asarray(state.local)]]
         turns = _turns(np.asarray(state.starts), np.asarray(state.ends), window_speaker,
                        state.stretches, self.options)
-        self._seconds += time.monotonic() - started
+        self._seconds += time.thread_time() - started
         log.info("diarized", extra={"speakers": len({t.speaker for t in turns}),
                                     "turns": len(turns), "windows": len(state.starts),
                                     "local_clusters": len(state.owner),
