@@ -143,7 +143,7 @@ class DiarizationSettings(Section):
 
     enabled: bool = False
     encoder: str = "resemblyzer"  # an installed encoder's name, or a directory holding one
-    threshold: float = Field(0.7, gt=0, lt=1)  # cosine similarity at which voices are one speaker
+    threshold: float = Field(0.65, gt=0, lt=1)  # cosine similarity: one speaker at or above
     step_seconds: float = Field(0.8, ge=0.2, le=1.6)  # one voice sample every this many seconds
 
 

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 class DiarizationOptions:
     """The knobs, with the defaults bench/diarization.py chose on real meetings."""
 
-    threshold: float = 0.75  # global: merge speakers at least this similar (cosine)
+    threshold: float = 0.65  # global: merge speakers at least this similar (cosine)
     local_threshold: float = 0.85  # within a chunk: stricter, only near-certain merges
     step_s: float = 0.8  # one 1.6 s window every this many seconds of speech
     min_speech_s: float = 0.4  # shorter stretches get no window of their own

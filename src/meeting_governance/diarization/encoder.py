@@ -41,6 +41,7 @@ HIDDEN = 256
 LAYERS = 3
 WINDOW_FRAMES = 160  # 1.6 s: the length of the partial utterances the encoder was trained on
 TARGET_DBFS = -30.0  # resemblyzer's volume normalisation (raise quiet audio only)
+BATCH = 32  # windows per pass through the network (bounds memory; as fast per window as 150)
 
 
 def user_models_dir() -> Path:
@@ -82,6 +83,7 @@ def _mel_filters() -> np.ndarray:
     return np.asarray(filters, dtype=np.float32)  # (40, 201)
 
 
+_MEL_BLOCK = 1000  # frames (10 s) per FFT pass
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
 
 
@@ -89,16 +91,21 @@ def mel_frames(samples: np.ndarray, filters: np.ndarray) -> np.ndarray:
     """Mel power spectrogram, (frames, 40): one frame per 10 ms, centred as librosa does.
 
     Frame k is centred on sample k * HOP (the signal is padded with N_FFT / 2 zeros at each
-    end), so a stretch of n samples gives 1 + n // HOP frames.
+    end), so a stretch of n samples gives 1 + n // HOP frames. Computed 10 s at a time: the
+    spectrum of a two-minute monologue at once would hold 100 MB for a moment.
     """
     signal = np.asarray(samples, dtype=np.float32).reshape(-1)
     padded = np.pad(signal, N_FFT // 2)
     if padded.size < N_FFT:
         padded = np.pad(padded, (0, N_FFT - padded.size))
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    spectrum = np.fft.rfft(frames * _WINDOW, n=N_FFT, axis=1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    return power @ filters.T
+    out = np.empty((frames.shape[0], filters.shape[0]), dtype=np.float32)
+    for start in range(0, frames.shape[0], _MEL_BLOCK):
+        block = frames[start:start + _MEL_BLOCK]
+        spectrum = np.fft.rfft(block * _WINDOW, n=N_FFT, axis=1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        out[start:start + block.shape[0]] = power @ filters.T
+    return out
 
 
 def loudness_gain(samples: np.ndarray) -> float:
@@ -210,41 +217,54 @@ class SpeakerEncoder:
         waits for the first (measured: 7.5 ms of CPU per window on one thread, 25-35 ms on two
         when the other core is busy).
         """
-        with _one_blas_thread():
-            return self._embed(mels)
-
-    def _embed(self, mels: np.ndarray) -> np.ndarray:
         x = np.asarray(mels, dtype=np.float32)
         if x.ndim != 3 or x.shape[2] != N_MELS:
             raise ValueError(f"expected (batch, frames, {N_MELS}) mel windows, got {x.shape}")
-        batch, steps, _ = x.shape
-        if batch == 0:
+        if x.shape[0] == 0:
             return np.zeros((0, HIDDEN), dtype=np.float32)
+        with _one_blas_thread():
+            # In batches: the gates of a batch for every time step are held at once (160 x
+            # batch x 1024 floats), 21 MB for 32 windows but 100 MB for a whole chunk's 150.
+            return np.concatenate([self._embed(x[start:start + BATCH])
+                                   for start in range(0, x.shape[0], BATCH)])
+
+    def _embed(self, x: np.ndarray) -> np.ndarray:
         # Time-major, so that each step reads one contiguous block (batch-major was 2-3x
         # slower for a few hundred windows: every step strided through the whole array).
-        x = np.ascontiguousarray(x.transpose(1, 0, 2))
-        h = np.zeros((batch, HIDDEN), dtype=np.float32)
+        sequence = np.ascontiguousarray(x.transpose(1, 0, 2))
+        last = len(self._layers) - 1
         for index, layer in enumerate(self._layers):
-            last = index == len(self._layers) - 1
-            # The input half of every gate for every time step in one matrix product.
-            pre = (x.reshape(steps * batch, -1) @ layer.w_ih_t + layer.bias).reshape(
-                steps, batch, 4 * HIDDEN)
-            h = np.zeros((batch, HIDDEN), dtype=np.float32)
-            c = np.zeros((batch, HIDDEN), dtype=np.float32)
-            out = None if last else np.empty((steps, batch, HIDDEN), dtype=np.float32)
-            for t in range(steps):
-                gates = pre[t]
-                gates += h @ layer.w_hh_t
-                i = _sigmoid(gates[:, :HIDDEN])
-                f = _sigmoid(gates[:, HIDDEN:2 * HIDDEN])
-                g = np.tanh(gates[:, 2 * HIDDEN:3 * HIDDEN])
-                o = _sigmoid(gates[:, 3 * HIDDEN:])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-                if out is not None:
-                    out[t] = h
-            if out is not None:
-                x = out
+            sequence, h = _lstm_layer(layer, sequence, keep_sequence=index < last)
         raw = np.maximum(h @ self._linear_w_t + self._linear_b, 0.0)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         return (raw / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _lstm_layer(layer: _Layer, x: np.ndarray, *, keep_sequence: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One LSTM layer over x (steps, batch, inputs), from a zero state, as PyTorch's nn.LSTM.
+
+    Returns every step's hidden state (steps, batch, 256) when `keep_sequence` (the next layer
+    reads them), else x unchanged, and the last hidden state (batch, 256). Its own function so
+    that the gate array (steps x batch x 1024 floats) is freed on return, not kept alive by a
+    view while the next layer allocates its own.
+    """
+    steps, batch, _ = x.shape
+    # The input half of every gate for every time step in one matrix product.
+    pre = (x.reshape(steps * batch, -1) @ layer.w_ih_t).reshape(steps, batch, 4 * HIDDEN)
+    pre += layer.bias  # in place: a second array of this size would double the peak
+    h = np.zeros((batch, HIDDEN), dtype=np.float32)
+    c = np.zeros((batch, HIDDEN), dtype=np.float32)
+    out = np.empty((steps, batch, HIDDEN), dtype=np.float32) if keep_sequence else x
+    for t in range(steps):
+        gates = pre[t]
+        gates += h @ layer.w_hh_t
+        i = _sigmoid(gates[:, :HIDDEN])
+        f = _sigmoid(gates[:, HIDDEN:2 * HIDDEN])
+        g = np.tanh(gates[:, 2 * HIDDEN:3 * HIDDEN])
+        o = _sigmoid(gates[:, 3 * HIDDEN:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        if keep_sequence:
+            out[t] = h
+    return out, h
