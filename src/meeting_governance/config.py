@@ -138,6 +138,16 @@ class TranscriptionSettings(Section):
     condition_on_previous_text: bool = False
 
 
+class DiarizationSettings(Section):
+    """Who spoke when (speaker turns), from the transcriber's own audio stream; off by default
+    because the speaker encoder is installed separately (`scripts/install-model resemblyzer`)."""
+
+    enabled: bool = False
+    encoder: str = "resemblyzer"  # an installed encoder's name, or a directory holding one
+    threshold: float = Field(0.65, gt=0, lt=1)  # cosine similarity: one speaker at or above
+    step_seconds: float = Field(0.8, ge=0.2, le=1.6)  # one voice sample every this many seconds
+
+
 class RetentionPolicy(Section):
     days: int = Field(ge=0)
     description: str = ""
@@ -240,6 +250,7 @@ class Settings(BaseSettings):
     download: DownloadSettings = Field(default_factory=DownloadSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
+    diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     purge: PurgeSettings = Field(default_factory=PurgeSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)

@@ -240,6 +240,13 @@ def serve(settings: Settings, *, only_process: bool = False,
     worker = settings.daemon.worker_id or worker_identity()
     app.actor = f"worker:{worker}"
     rt = Runtime(app=app, worker=worker, stopping=stop_event or threading.Event())
+    try:
+        # At start, not at the first recording: an enabled but missing speaker encoder (or
+        # any other model problem Services can see) stops the daemon with its fix.
+        rt.get_services()
+    except GovernanceError:
+        app.close()
+        raise
     _RUNTIME = rt
     _hold_daemon_lock(rt)
     health = None if only_process else _start_health(rt)

@@ -305,8 +305,12 @@ def _segments(content: dict[str, Any]) -> list[Segment]:
     out = []
     for item in content.get("segments") or []:
         if isinstance(item, dict):
+            speaker = item.get("speaker")
             out.append(Segment(start=float(item.get("start") or 0.0),
-                               end=float(item.get("end") or 0.0), text=str(item.get("text", ""))))
+                               end=float(item.get("end") or 0.0), text=str(item.get("text", "")),
+                               speaker=str(speaker) if speaker else None,
+                               speaker_source=str(item.get("speaker_source") or "unnamed")
+                               if speaker else None))
     return out
 
 

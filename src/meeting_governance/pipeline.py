@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select, update
 
 from meeting_governance import formats, holds, retention
 from meeting_governance.context import AppContext, worker_identity
+from meeting_governance.diarization import Diarization
 from meeting_governance.errors import DatabaseError, GovernanceError, GraphError, TranscriptionError
 from meeting_governance.gate import Decision, Verdict, decide
 from meeting_governance.graph import (
@@ -95,9 +96,12 @@ class Services:
 
     @classmethod
     def from_app(cls, app: AppContext) -> Services:
+        """Built at the start of `process`, `daemon` and `demo`: a speaker encoder that is
+        enabled but missing or damaged stops them here, before any recording is claimed."""
         settings = app.settings
+        diarization = Diarization.from_settings(settings.diarization)
         return cls(graph_factory=lambda: GraphClient.from_settings(settings.graph),
-                   transcriber=Transcriber(settings.transcription))
+                   transcriber=Transcriber(settings.transcription, diarization=diarization))
 
     def close(self) -> None:
         if self._graph is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -85,8 +85,26 @@ def parse_edited(text: str, old: Sequence[Segment]) -> list[Segment]:
 
 
 def _old_segments(content: dict[str, Any]) -> list[Segment]:
-    return [Segment(start=float(s.get("start") or 0.0), end=float(s.get("end") or 0.0),
-                    text=str(s.get("text", ""))) for s in content.get("segments") or []]
+    out = []
+    for s in content.get("segments") or []:
+        speaker, source = formats.speaker_fields(s)
+        out.append(Segment(start=float(s.get("start") or 0.0), end=float(s.get("end") or 0.0),
+                           text=str(s.get("text", "")), speaker=speaker, speaker_source=source))
+    return out
+
+
+def _keep_speakers(old: Sequence[Segment], new: list[Segment]) -> list[Segment]:
+    """Edited text carries words and times only: a segment whose times are unchanged keeps its
+    speaker label (a JSON document brings its own labels and is taken as it is)."""
+    labels = {(round(s.start, 3), round(s.end, 3)): s for s in old if s.speaker}
+    out = []
+    for segment in new:
+        before = labels.get((round(segment.start, 3), round(segment.end, 3)))
+        if segment.speaker is None and before is not None:
+            segment = replace(segment, speaker=before.speaker,
+                              speaker_source=before.speaker_source)
+        out.append(segment)
+    return out
 
 
 def _as_segments(new: str | Sequence[Segment], old: Sequence[Segment]) -> list[Segment]:
@@ -94,7 +112,7 @@ def _as_segments(new: str | Sequence[Segment], old: Sequence[Segment]) -> list[S
         stripped = new.lstrip()
         if stripped.startswith("{"):  # a JSON document as `transcript export --format json` writes
             return list(formats.from_json(stripped).segments)
-        return parse_edited(new, old)
+        return _keep_speakers(old, parse_edited(new, old))
     return list(new)
 
 
@@ -129,8 +147,7 @@ def rectify(app: AppContext, transcript_id: str, new: str | Sequence[Segment], *
             raise InputError("the corrected text is the same as the stored one; nothing changed")
         from_version = row.version
         document = {**content,
-                    "segments": [{"start": s.start, "end": s.end, "text": s.text}
-                                 for s in segments],
+                    "segments": [formats.segment_json(s) for s in segments],
                     "corrections": [*content.get("corrections", []),
                                     {"version": from_version + 1,
                                      "at": app.clock.now().isoformat(),
@@ -162,8 +179,10 @@ def _locked(app: AppContext, session: Session, transcript_id: str) -> Transcript
     return row
 
 
-def _key(segment: Segment) -> tuple[float, float, str]:
-    return (round(segment.start, 3), round(segment.end, 3), segment.text.strip())
+def _key(segment: Segment) -> tuple[float, float, str, str | None]:
+    # A corrected speaker label is a change too (a JSON document can carry one).
+    return (round(segment.start, 3), round(segment.end, 3), segment.text.strip(),
+            segment.speaker)
 
 
 def _changes(old: Sequence[Segment], new: Sequence[Segment]) -> int:

@@ -16,13 +16,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from meeting_governance import audio
+from meeting_governance.diarization.turns import SpeakerTurn, speaker_for
 from meeting_governance.errors import ConfigError, TranscriptionError
 from meeting_governance.vad import SpeechMap, VadStream
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from faster_whisper.vad import VadOptions
 
     from meeting_governance.config import TranscriptionSettings
+    from meeting_governance.diarization import Diarization
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,17 @@ INSTALLABLE = ("base",)
 
 @dataclass(frozen=True)
 class Segment:
-    """One stretch of speech: times in seconds from the start of the recording."""
+    """One stretch of speech: times in seconds from the start of the recording.
+
+    `speaker` is the diarization label ("Speaker 2"), None when diarization was off or found
+    nobody near; `speaker_source` says how the label was named (see diarization.turns).
+    """
 
     start: float
     end: float
     text: str
+    speaker: str | None = None
+    speaker_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ class TranscriptResult:
     language_probability: float
     duration: float
     model: str
+    turns: tuple[SpeakerTurn, ...] = ()  # who spoke when; empty without diarization
 
     @property
     def text(self) -> str:
@@ -157,6 +166,14 @@ def find_cut(samples: np.ndarray, target: int, search: int, speech: SpeechMap | 
     return lo + int(np.argmin(energy)) * frame + frame // 2
 
 
+def attribute(segment: Segment, turns: tuple[SpeakerTurn, ...]) -> Segment:
+    """The segment labelled with the speaker who talks most during it (unchanged if nobody)."""
+    turn = speaker_for(segment.start, segment.end, turns)
+    if turn is None:
+        return segment
+    return replace(segment, speaker=turn.speaker, speaker_source=turn.speaker_source)
+
+
 def _guarded(found: Iterable[FwSegment]) -> Iterator[FwSegment]:
     try:
         yield from found
@@ -228,6 +245,7 @@ class Transcriber:
         model: WhisperModel | None = None,
         batch_size: int | None = None,
         condition_on_previous_text: bool | None = None,
+        diarization: Diarization | None = None,
     ) -> None:
         """`model` lets several Transcribers (say, with other chunk sizes) share one model.
 
@@ -247,6 +265,8 @@ class Transcriber:
                                            else condition_on_previous_text)
         self._model = model
         self._lock = threading.Lock()
+        # Speaker turns from the same chunks (one decode); None: no speaker labels.
+        self.diarization = diarization
 
     @property
     def model(self) -> WhisperModel:
@@ -291,8 +311,11 @@ class Transcriber:
         done = 0.0
         chunks = 0
         started = time.monotonic()
+        diarizer = self.diarization.diarizer() if self.diarization is not None else None
         for chunk in iter_chunks(path, self.settings.chunk_seconds):
             chunks += 1
+            if diarizer is not None:
+                diarizer.feed(chunk)  # on its worker thread, while the model reads the chunk
             offset, seconds = chunk.offset, chunk.samples.size / audio.SAMPLE_RATE
             # The container's duration is an estimate; never report more done than total.
             total = max(total, offset + seconds)
@@ -312,6 +335,9 @@ class Transcriber:
             done = offset + seconds
             if progress is not None:
                 progress(done, total)
+        turns = diarizer.finish() if diarizer is not None else ()
+        if turns:
+            segments = [attribute(segment, turns) for segment in segments]
         log.info(
             "transcribed",
             extra={
@@ -327,6 +353,7 @@ class Transcriber:
             language_probability=float(probability),
             duration=round(done, 3),
             model=self.settings.model,
+            turns=turns,
         )
 
     def _run(

@@ -214,7 +214,8 @@ def transcript_show(
         console.print(f"[bold]{subject}[/]", markup=True, highlight=False)
     console.print(f"language {result.language}, {result.duration:.1f} s, model {result.model}")
     for seg in result.segments:
-        console.print(f"[{formats.vtt_timestamp(seg.start)}] {seg.text}", markup=False,
+        who = f"{seg.speaker}: " if seg.speaker else ""
+        console.print(f"[{formats.vtt_timestamp(seg.start)}] {who}{seg.text}", markup=False,
                       highlight=False)
 
 
