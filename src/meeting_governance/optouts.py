@@ -45,7 +45,8 @@ from meeting_governance.vault import Vault
 
 __all__ = [
     "COVERS", "CsvImportError", "FieldError", "MeetingRef", "OptOutRequest", "OptOutView",
-    "RowProblem", "add_optout", "applies", "blind_name", "check", "get_optout", "history",
+    "RowProblem", "add_optout", "applies", "blind_name", "check", "cleaned_identity",
+    "get_optout", "history",
     "identity_query", "import_csv", "list_optouts", "matching", "meeting_keys",
     "normalise_meeting_ref", "normalise_name", "parse_csv", "parse_when", "revoke_optout",
     "validate",
@@ -169,6 +170,14 @@ def _clean(req: OptOutRequest) -> tuple[_Clean | None, list[FieldError]]:
     if errors:
         return None, errors
     return _Clean(email, object_id, name, meeting, meeting_key, valid_from, valid_until, note), []
+
+
+def cleaned_identity(req: OptOutRequest) -> tuple[str | None, str | None]:
+    """The normalised (email, object id) of a request that `check` accepted."""
+    clean, errors = _clean(req)
+    if clean is None:
+        raise InputError("; ".join(str(e) for e in errors))
+    return clean.email, clean.object_id
 
 
 def validate(req: OptOutRequest) -> list[FieldError]:
