@@ -210,6 +210,15 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         if not self._authorised():
             return
+        faults = emu.faults
+        if faults.take("throttle_count", BATCH_PATH):  # the whole batch throttled
+            self._graph_error(faults.throttle_status, "TooManyRequests", "Too many requests.",
+                              {"Retry-After": faults.throttle_retry_after})
+            return
+        if faults.take("unavailable_count", BATCH_PATH):
+            self._graph_error(faults.unavailable_status, "ServiceUnavailable",
+                              "The service is temporarily unavailable.", {"Retry-After": "1"})
+            return
         try:
             requests = json.loads(raw)["requests"]
             assert isinstance(requests, list)
