@@ -12,12 +12,15 @@ says, and no media is requested for any meeting the gate blocks.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import select
 
 from meeting_governance import audit, formats
@@ -232,3 +235,67 @@ def test_an_unreadable_directory_keeps_every_meeting_waiting(e: Env) -> None:
         assert state == "waiting", (key, reason)
         assert "the directory could not be read" in reason
     assert not [r for r in e.emulator.requests.all() if r.path.endswith("/content")]
+
+
+class RegisterWhileTheStoreWaits(SilentReporter):
+    """Registers Sam's opt-out in a transaction it keeps open until PostgreSQL shows another
+    session waiting for a lock (the store's `FOR SHARE` on the registry version), then commits.
+    The store can only block the recording if it waited for that commit."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.thread: threading.Thread | None = None
+        self.store_waited = False
+
+    def transcribe(self, recording_id: int, done: float, total: float) -> None:
+        if self.thread is not None or done <= 0:
+            return
+        with self.env.app.session() as session:
+            rec = session.get(RecordingRow, recording_id)
+            if rec is None or rec.graph_recording_id != "VjIj-during=":
+                return
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._register, args=(started,), daemon=True)
+        self.thread.start()
+        assert started.wait(30)
+
+    def _register(self, started: threading.Event) -> None:
+        app = self.env.app
+        with app.session() as session:
+            add_optout(app, session, OptOutRequest(email="sam.jones@contoso.example"),
+                       actor="coordinator")
+            session.flush()
+            started.set()
+            deadline = time.monotonic() + 60
+            with app.engine.connect() as watcher:
+                while time.monotonic() < deadline and not self.store_waited:
+                    waiting = watcher.execute(text(  # the store's lock on the registry version
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query ILIKE '%registry_state%FOR SHARE%'"))
+                    self.store_waited = bool(waiting.scalar())
+                    watcher.rollback()
+                    time.sleep(0.05)
+
+
+@pytest.mark.postgres
+def test_the_store_waits_for_an_optout_being_registered(home: Path, pg_schema_url: str,
+                                                        tenant: EmulatorServer,
+                                                        whisper_model: Any) -> None:
+    env = make_env(home, pg_schema_url, tenant, whisper_model)
+    try:
+        with env.graph() as graph:
+            poll(env.app, graph)
+        reporter = RegisterWhileTheStoreWaits(env)
+        env.services.reporter = reporter
+        process(env.app, env.services, limit=20)
+        assert reporter.thread is not None
+        reporter.thread.join(60)
+        assert reporter.store_waited  # the store's last check waited for the registration
+        assert _states(env)["during"] == ("blocked", "opted out (1 opt-out)")
+        with env.app.session() as session:
+            assert not session.exec(select(Transcript).join(
+                RecordingRow, RecordingRow.id == Transcript.recording_id).where(
+                RecordingRow.graph_recording_id == "VjIj-during=")).all()
+    finally:
+        env.services.close()
+        env.app.close()
