@@ -39,8 +39,10 @@ def emulator_session(tmp_path_factory: pytest.TempPathFactory,
 def emulator(emulator_session: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_session.faults.reset()
     emulator_session.requests.clear()
+    emulator_session.reset_directory()
     yield emulator_session
     emulator_session.faults.reset()
+    emulator_session.reset_directory()
 
 
 class SleepRecorder:

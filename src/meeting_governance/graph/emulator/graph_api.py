@@ -31,6 +31,7 @@ from meeting_governance.graph.emulator.scenario import (
     AttendanceReport,
     Attendee,
     Meeting,
+    Person,
     Recording,
     Scenario,
 )
@@ -126,6 +127,19 @@ class GraphState:
         self.extra_meetings: dict[str, Meeting] = {}
         self.sync_generation = 1
         self.delta_token_ttl_s: float | None = None
+        self._people: tuple[Person, ...] | None = None  # the directory, once changed at runtime
+
+    def reset_directory(self) -> None:
+        with self._lock:
+            self._people = None
+
+    def set_person(self, person: Person | None, *, remove: str | None = None) -> None:
+        """Add or replace a user (by id), or remove one: people gain and lose addresses."""
+        with self._lock:
+            people = [p for p in (self._people if self._people is not None
+                                  else self.scenario.directory())
+                      if p.id not in ({person.id} if person else set()) | {remove}]
+            self._people = tuple(people + ([person] if person else []))
 
     def reset_sync_state(self) -> None:
         with self._lock:
@@ -133,7 +147,9 @@ class GraphState:
 
     @property
     def directory(self) -> Directory:
-        return Directory(self.scenario.directory(), self.base_url, self.scenario.page_size)
+        with self._lock:
+            people = self._people if self._people is not None else self.scenario.directory()
+        return Directory(people, self.base_url, self.scenario.page_size)
 
     def add_recording(self, recording: Recording) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from meeting_governance.graph.emulator.faults import Faults, RequestLog
 from meeting_governance.graph.emulator.graph_api import ApiError, GraphState
 from meeting_governance.graph.emulator.scenario import (
     Meeting,
+    Person,
     Recording,
     Scenario,
     load_scenario,
@@ -510,6 +511,14 @@ class EmulatorServer:
 
     def add_meeting(self, meeting: Meeting) -> None:
         self.graph.add_meeting(meeting)
+
+    def reset_directory(self) -> None:
+        """Back to the scenario's directory."""
+        self.graph.reset_directory()
+
+    def set_person(self, person: Person | None = None, *, remove: str | None = None) -> None:
+        """Change the directory at runtime: add or replace a user, or remove one by id."""
+        self.graph.set_person(person, remove=remove)
 
     def reset_sync_state(self) -> None:
         """Every delta and skip token issued so far is answered 410 Gone from now on."""
