@@ -47,7 +47,8 @@ def _answer(raw: Any) -> tuple[BatchAnswer, float | None] | None:
     if not isinstance(status, int):
         return None
     body = raw.get("body") if isinstance(raw.get("body"), dict) else {}
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    failed = not 200 <= status < 300  # only an error answer's body is an error object
+    error = body.get("error") if failed and isinstance(body.get("error"), dict) else {}
     headers = raw.get("headers") if isinstance(raw.get("headers"), dict) else {}
     retry_after = next((parse_retry_after(str(v)) for k, v in headers.items()
                         if str(k).lower() == "retry-after"), None)

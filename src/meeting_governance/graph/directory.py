@@ -163,8 +163,9 @@ def lookup(client: GraphClient, *, object_ids: Iterable[str] = (),
     ids = sorted({normalise_object_id(o) for o in object_ids if o})
     mails = sorted({normalise_email(a) for a in addresses if a})
     requests = [_by_id_request(f"i{n}", oid) for n, oid in enumerate(ids)]
+    by_path = {address for address in mails if external_address(address)}
     for n, address in enumerate(mails):
-        if external_address(address):  # a guest UPN: exact, by path
+        if address in by_path:  # a guest UPN: exact, by path
             requests.append(_by_id_request(f"a{n}", address))
         else:
             requests.append(_by_address_request(f"a{n}", address))
@@ -187,11 +188,11 @@ def lookup(client: GraphClient, *, object_ids: Iterable[str] = (),
             by_address[address] = ()
         elif not answer.ok:
             raise _fail(answer)
-        elif "value" in answer.body:
-            by_address[address] = _users(client, answer)
-        else:
+        elif address in by_path:
             user = parse_user(answer.body)
             by_address[address] = (user,) if user else ()
+        else:
+            by_address[address] = _users(client, answer)
     return Lookups(by_id, by_address)
 
 
