@@ -35,6 +35,8 @@ MEETING_WRONG_TYPE = "MSo-html=="
 MEETING_RECURRING = "MSo-weekly=="
 MEETING_EMPTY_REPORT = "MSo-empty=="
 MEETING_ROOM = "MSo-room=="
+ROOM_LINK = ("https://teams.microsoft.com/l/meetup-join/19%3ameeting_room%40thread.v2/0"
+             f"?context=%7b%22Tid%22%3a%22{TENANT}%22%2c%22Oid%22%3a%22{ORG_C}%22%7d")
 # The recurring meeting's occurrences: one report each, a week apart.
 OCCURRENCES = [(datetime(2026, 11, d, 9, tzinfo=UTC), datetime(2026, 11, d, 10, tzinfo=UTC))
                for d in (2, 9, 16)]
@@ -116,7 +118,7 @@ def build_scenario() -> Scenario:
                 attendance_reports=(AttendanceReport(id="rep-empty"),)),
         Meeting(id=MEETING_ROOM, organizer=ORG_C, subject="Room", start=start, end=end,
                 join_meeting_id="123456789012",
-                join_url="https://teams.microsoft.com/l/meetup-join/19%3ameeting_room%40thread.v2/0",
+                join_url=ROOM_LINK,
                 attendees=(Attendee(display_name="Board Room", kind="room",
                                     object_id="d0000000-0000-4000-8000-000000000001"),
                            Attendee(display_name="Notes bot", kind="application",
