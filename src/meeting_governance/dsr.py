@@ -287,9 +287,8 @@ def _blinds(app: AppContext, who: Subject, identity: PersonIdentity | None) -> l
     return sorted(blinds)
 
 
-def find_person(app: AppContext, *, email: str | None = None,
-                object_id: str | None = None,
-                identity: PersonIdentity | None = None) -> PersonSummary:
+def find_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
+                email: str | None = None, object_id: str | None = None) -> PersonSummary:
     who = subject(email, object_id)
     blind = subject_blind(app, who)
     blinds = _blinds(app, who, identity)
@@ -338,13 +337,14 @@ def _own_entries(app: AppContext, people: list[dict[str, Any]],
                                                        object_id=p.get("object_id")))]
 
 
-def export_person(app: AppContext, *, email: str | None = None, object_id: str | None = None,
-                  out: Path, reference: str | None = None, actor: str | None = None,
-                  identity: PersonIdentity | None = None) -> ExportReport:
+def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
+                  email: str | None = None, object_id: str | None = None, out: Path,
+                  reference: str | None = None, actor: str | None = None) -> ExportReport:
     """Write the person's bundle (a zip, 0600): manifest, opt-outs with history, transcripts.
 
     Every decryption is audited with the request reference; the request is then completed.
     Other attendees' names and addresses are left out: they are not the subject's data.
+    `identity` (`people.person_identity`) adds every other identifier of the person.
     """
     from meeting_governance import optouts as registry
 
@@ -509,9 +509,10 @@ def _hold_reasons(app: AppContext, session: Session, held: Sequence[Transcript],
             for r in held]
 
 
-def erase_person(app: AppContext, *, email: str | None = None, object_id: str | None = None,
+def erase_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
+                 email: str | None = None, object_id: str | None = None,
                  reference: str | None = None, actor: str | None = None,
-                 dry_run: bool = False, identity: PersonIdentity | None = None) -> ErasureReport:
+                 dry_run: bool = False) -> ErasureReport:
     """Crypto-shred the transcripts of every meeting the person attended, except held ones.
 
     Also removes the person's blind values from recordings' participant lists (a held
@@ -567,10 +568,10 @@ class WithdrawalReport:
     optout_id: str
 
 
-def withdraw_consent(app: AppContext, *, email: str | None = None,
-                     object_id: str | None = None, name: str | None = None,
-                     reference: str | None = None, actor: str | None = None,
-                     registration: Registration | None = None) -> WithdrawalReport:
+def withdraw_consent(app: AppContext, registration: Registration | None = None, /, *,
+                     email: str | None = None, object_id: str | None = None,
+                     name: str | None = None, reference: str | None = None,
+                     actor: str | None = None) -> WithdrawalReport:
     """Withdrawal of consent is an opt-out from every meeting, recording and transcription,
     matching every identifier `registration` (the directory's answer) names."""
     from meeting_governance import optouts as registry

@@ -186,10 +186,10 @@ def _person_blind(app: AppContext, email: str | None, object_id: str | None) -> 
     return app.vault.blind_object_id(validated_object_id(object_id))
 
 
-def set_hold(app: AppContext, *, reason: str, transcript_id: str | None = None,
-             email: str | None = None, object_id: str | None = None,
-             meeting_id: str | None = None, actor: str | None = None,
-             identity: PersonIdentity | None = None) -> HoldInfo:
+def set_hold(app: AppContext, identity: PersonIdentity | None = None, /, *, reason: str,
+             transcript_id: str | None = None, email: str | None = None,
+             object_id: str | None = None, meeting_id: str | None = None,
+             actor: str | None = None) -> HoldInfo:
     """Put one transcript, one person or one meeting under legal hold (exactly one target).
 
     A person hold covers the identity given and, with `identity` (the directory's answer:

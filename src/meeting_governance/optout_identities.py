@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def bump_registry(session: Session, now: datetime) -> None:
     """Mark a registry change (in the caller's transaction; holds the row until commit)."""
-    result = session.exec(update(RegistryState).where(col(RegistryState.id) == 1)  # type: ignore[call-overload]
+    result = session.exec(update(RegistryState).where(col(RegistryState.id) == 1)
                           .values(version=RegistryState.version + 1, updated_at=now))
     if not result.rowcount:
         session.add(RegistryState(id=1, version=1, updated_at=now))

@@ -122,7 +122,7 @@ def prune(app: AppContext) -> int:
     """Drop cached lookups older than `directory.max_age_hours` (they are asked again)."""
     cutoff = app.clock.now() - app.settings.directory_max_age
     with app.session() as session:
-        result = session.exec(delete(IdentityCache).where(  # type: ignore[call-overload]
+        result = session.exec(delete(IdentityCache).where(
             col(IdentityCache.resolved_at) < cutoff))
         return int(result.rowcount or 0)
 

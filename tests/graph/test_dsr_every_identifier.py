@@ -33,30 +33,30 @@ def seeded(app: AppContext) -> dict[str, str]:
 
 def test_access_by_the_primary_address_finds_every_meeting(app, client, seeded, tmp_path: Path):
     live = person_identity(app, email="jane.smith@contoso.example", graph=client)
-    report = dsr.export_person(app, email="jane.smith@contoso.example", out=tmp_path / "a.zip",
-                               identity=live)
+    report = dsr.export_person(app, live, email="jane.smith@contoso.example",
+                               out=tmp_path / "a.zip")
     assert set(report.transcript_ids) == {seeded["oid"], seeded["alias"]}
     with zipfile.ZipFile(report.path) as bundle:
         manifest = json.loads(bundle.read("manifest.json"))
     assert all(m["you_as_participant"] for m in manifest["meetings"])  # her own entries
     assert "every identifier the directory knows" in manifest["how_identifiers_were_found"]
-    offline = dsr.export_person(app, email="jane.smith@contoso.example", out=tmp_path / "b.zip",
-                                identity=person_identity(app, email="jane.smith@contoso.example"))
+    offline = dsr.export_person(app, person_identity(app, email="jane.smith@contoso.example"),
+                                email="jane.smith@contoso.example", out=tmp_path / "b.zip")
     assert offline.transcript_ids == ()
 
 
 def test_erasure_by_object_id_erases_every_meeting_and_only_hers(app, client, seeded):
     live = person_identity(app, object_id=JANE, graph=client)
-    report = dsr.erase_person(app, object_id=JANE, identity=live)
+    report = dsr.erase_person(app, live, object_id=JANE)
     assert set(report.erased) == {seeded["oid"], seeded["alias"]}
     guest = person_identity(app, email="lee@northwind.example", graph=client)
-    assert dsr.erase_person(app, email="lee@northwind.example", identity=guest,
+    assert dsr.erase_person(app, guest, email="lee@northwind.example",
                             dry_run=True).erased == (seeded["lee"],)
 
 
 def test_a_person_hold_by_another_address_holds_every_meeting(app, client, seeded):
     live = person_identity(app, email="jane@home.example", graph=client)
-    info = holds.set_hold(app, reason="litigation", email="jane@home.example", identity=live)
+    info = holds.set_hold(app, live, reason="litigation", email="jane@home.example")
     assert info.covered == 2
     # A transcript stored later, listing her by alias only, is covered too.
     later = make_transcript(app, words=["four"], people=[person(email="j.smith@contoso.example")],

@@ -79,8 +79,8 @@ def dsr_export(
                 row = dsr.open_request(app, session, "access", email=who.email,
                                        object_id=who.object_id)
             reference, target = row.reference, Path(f"{row.reference}.zip")
-    report = dsr.export_person(app, email=who.email, object_id=who.object_id, out=target,
-                               reference=reference, identity=identity)
+    report = dsr.export_person(app, identity, email=who.email, object_id=who.object_id,
+                               out=target, reference=reference)
     if as_json:
         print_json(report)
         return
@@ -108,8 +108,8 @@ def dsr_erase(
     app = app_context(ctx)
     identity = identity_for(app, email=who.email, object_id=who.object_id, offline=offline)
     err_console.print(identity.note, markup=False)
-    preview = dsr.erase_person(app, email=who.email, object_id=who.object_id,
-                               reference=reference, dry_run=True, identity=identity)
+    preview = dsr.erase_person(app, identity, email=who.email, object_id=who.object_id,
+                               reference=reference, dry_run=True)
     if dry_run:
         _show_erasure(preview, as_json)
         return
@@ -119,8 +119,8 @@ def dsr_erase(
                              f"{'s' if len(preview.erased) != 1 else ''} for good "
                              f"({len(preview.held)} under legal hold are kept)?", err=True):
             raise typer.Exit(1)
-    report = dsr.erase_person(app, email=who.email, object_id=who.object_id,
-                              reference=reference, identity=identity)
+    report = dsr.erase_person(app, identity, email=who.email, object_id=who.object_id,
+                              reference=reference)
     _show_erasure(report, as_json)
 
 
@@ -161,8 +161,8 @@ def dsr_withdraw(
         registration_for(app, email=who.email, object_id=who.object_id)
     err_console.print(f"Resolves to: {registration.who.line()}" if registration
                       else f"Not resolved: {why_not}", markup=False)
-    report = dsr.withdraw_consent(app, email=who.email, object_id=who.object_id, name=name,
-                                  reference=reference, registration=registration)
+    report = dsr.withdraw_consent(app, registration, email=who.email, object_id=who.object_id,
+                                  name=name, reference=reference)
     console.print(f"{report.reference}: opt-out {report.optout_id} added (all meetings).",
                   markup=False)
 

@@ -153,7 +153,7 @@ def hold_set(ctx: typer.Context,
                                 object_id=validated_object_id(object_id) if object_id else None,
                                 offline=offline)
         err_console.print(identity.note, markup=False)
-    info = holds.set_hold(app, reason=reason, identity=identity,
+    info = holds.set_hold(app, identity, reason=reason,
                           **_target_opts(transcript_id, email, object_id, meeting))
     if as_json:
         print_json(info)

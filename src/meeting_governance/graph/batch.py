@@ -46,10 +46,12 @@ def _answer(raw: Any) -> tuple[BatchAnswer, float | None] | None:
     status = raw.get("status")
     if not isinstance(status, int):
         return None
-    body = raw.get("body") if isinstance(raw.get("body"), dict) else {}
+    raw_body, raw_headers = raw.get("body"), raw.get("headers")
+    body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
     failed = not 200 <= status < 300  # only an error answer's body is an error object
-    error = body.get("error") if failed and isinstance(body.get("error"), dict) else {}
-    headers = raw.get("headers") if isinstance(raw.get("headers"), dict) else {}
+    raw_error = body.get("error") if failed else None
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    headers: dict[str, Any] = raw_headers if isinstance(raw_headers, dict) else {}
     retry_after = next((parse_retry_after(str(v)) for k, v in headers.items()
                         if str(k).lower() == "retry-after"), None)
     code = error.get("code") if isinstance(error.get("code"), str) else None

@@ -34,7 +34,9 @@ class DirectoryError(Exception):
 
 def _split_or(text: str) -> list[str]:
     """Split a filter on ` or ` outside quoted literals."""
-    parts, current, quoted, i = [], [], False, 0
+    parts: list[str] = []
+    current: list[str] = []
+    quoted, i = False, 0
     while i < len(text):
         char = text[i]
         if char == "'":
@@ -57,7 +59,8 @@ def _clause(text: str) -> tuple[str, str, bool]:
     lam = _ANY.match(text)
     if lam and lam.group(1).lower() in _ANY_FIELDS and lam.group(2) == lam.group(3):
         return _ANY_FIELDS[lam.group(1).lower()], lam.group(4).replace("''", "'"), True
-    prop = (eq or lam).group(1) if (eq or lam) else text.split(" ", 1)[0]
+    found = eq or lam
+    prop = found.group(1) if found else text.split(" ", 1)[0]
     raise DirectoryError(400, "Request_UnsupportedQuery",
                          f"Unsupported or invalid query filter clause specified for property "
                          f"'{prop}' of resource 'User'.")

@@ -262,7 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.take("forbidden_count", decoded):
             return error(403, "Authorization_RequestDenied",
                          "Insufficient privileges to complete the operation.")
-        headers = item.get("headers") if isinstance(item.get("headers"), dict) else {}
+        raw_headers = item.get("headers")
+        headers = raw_headers if isinstance(raw_headers, dict) else {}
         try:
             body = emu.graph.handle(path, inner.query, headers={
                 str(k): str(v) for k, v in headers.items()})
