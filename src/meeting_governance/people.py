@@ -268,6 +268,22 @@ def resolve_registration(app: AppContext, graph: GraphClient, *, email: str | No
     return Registration(status, frozenset(blinds), who_is(users, len(blinds)))
 
 
+def registration_for(app: AppContext, *, email: str | None,
+                     object_id: str | None) -> tuple[Registration | None, str | None]:
+    """The directory's answer for an opt-out's identity (validated), asked with the configured
+    Graph client — or (None, why it could not be had). For the CLI and the web form: show
+    `registration.who` before saving, then pass `registration` to `optouts.add_optout`."""
+    from meeting_governance.errors import GovernanceError
+
+    try:
+        with GraphClient.from_settings(app.settings.graph) as graph:
+            return resolve_registration(app, graph, email=email, object_id=object_id), None
+    except GovernanceError as exc:
+        return None, (f"the directory could not be asked ({exc.__class__.__name__}: "
+                      f"{getattr(exc, 'code', None) or 'see the log'}); saved with this "
+                      "identifier only — the daemon resolves it on its next refresh")
+
+
 # -- a data subject (access, erasure, holds) ------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -310,5 +326,5 @@ def person_identity(app: AppContext, *, email: str | None = None,
 
 
 __all__ = ["PersonIdentity", "Registration", "ResolvedParticipants", "WhoIs", "cached",
-           "own_blinds", "person_identity", "prune", "remember", "resolve_participants",
-           "resolve_registration", "user_blinds", "who_is"]
+           "own_blinds", "person_identity", "prune", "registration_for", "remember",
+           "resolve_participants", "resolve_registration", "user_blinds", "who_is"]

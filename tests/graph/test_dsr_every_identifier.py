@@ -66,16 +66,9 @@ def test_a_person_hold_by_another_address_holds_every_meeting(app, client, seede
     assert holds.find_active(app, email="j.smith@contoso.example") == info.id
 
 
-def test_the_cli_asks_the_directory_and_says_what_it_searched(emulator, app, seeded,
-                                                              monkeypatch, tmp_path: Path):
-    graph = emulator.graph_settings()
-    for key, value in {"HOME": str(app.settings.home), "DATABASE__URL": app.settings.database_url,
-                       "GRAPH__TENANT_ID": graph.tenant_id, "GRAPH__CLIENT_ID": graph.client_id,
-                       "GRAPH__CLIENT_SECRET": graph.client_secret,
-                       "GRAPH__AUTHORITY_HOST": graph.authority_host,
-                       "GRAPH__BASE_URL": graph.base_url,
-                       "GRAPH__CA_BUNDLE": graph.ca_bundle}.items():
-        monkeypatch.setenv(f"MG_{key}", value)
+def test_the_cli_asks_the_directory_and_says_what_it_searched(app, seeded, cli_against,
+                                                              tmp_path: Path):
+    cli_against(app)
     runner = CliRunner()
     result = runner.invoke(cli_app, ["dsr", "export", "--email", "J.Smith@contoso.example",
                                      "--out", str(tmp_path / "x.zip"), "--json"])
@@ -85,3 +78,23 @@ def test_the_cli_asks_the_directory_and_says_what_it_searched(emulator, app, see
     refused = runner.invoke(cli_app, ["dsr", "export", "--email", "team@contoso.example",
                                       "--out", str(tmp_path / "y.zip")])
     assert refused.exit_code != 0 and "--object-id" in str(refused.exception)
+
+
+def test_optout_add_shows_whom_the_address_reaches_before_saving(app, cli_against):
+    cli_against(app)
+    runner = CliRunner()
+    checked = runner.invoke(cli_app, ["optout", "add", "--email", "J.Smith@contoso.example",
+                                      "--check"])
+    assert checked.exit_code == 0, checked.exception
+    assert "Resolves to: Jane Smith — member of this organisation (4 identifiers)" in checked.stdout
+    assert runner.invoke(cli_app, ["optout", "list", "--json"]).stdout.strip() == "[]"
+    guest = runner.invoke(cli_app, ["optout", "add", "--email", "lee@northwind.example",
+                                    "--meeting", "https://teams.microsoft.com/meet/123456789012"
+                                    "?p=abc", "--yes"])
+    assert guest.exit_code == 0, guest.exception
+    assert "Lee Northwind — guest from northwind.example" in guest.stdout
+    assert "Meeting: “Room” on 2026-11-02 09:00 UTC" in guest.stdout
+    nobody = runner.invoke(cli_app, ["optout", "add", "--email", "pat@elsewhere.example", "-y"])
+    assert "not found in the directory — matched by this address only" in nobody.stdout
+    listed = json.loads(runner.invoke(cli_app, ["optout", "list", "--json"]).stdout)
+    assert len(listed) == 2

@@ -8,29 +8,15 @@ unless `--offline` says to search by the identity given only.
 from __future__ import annotations
 
 from meeting_governance.context import AppContext
-from meeting_governance.errors import GovernanceError, GraphError
+from meeting_governance.errors import GraphError
 from meeting_governance.graph import GraphClient
-from meeting_governance.people import (
-    PersonIdentity,
-    Registration,
-    person_identity,
-    resolve_registration,
-)
+from meeting_governance.people import PersonIdentity, person_identity, registration_for
 
 OFFLINE_HELP = ("Do not ask the directory for the person's other addresses: search by the "
                 "identity given only (the report says so).")
 
 
-def registration_for(app: AppContext, *, email: str | None,
-                     object_id: str | None) -> tuple[Registration | None, str | None]:
-    """The directory's answer for an opt-out's identity, or (None, why it was not had)."""
-    try:
-        with GraphClient.from_settings(app.settings.graph) as graph:
-            return resolve_registration(app, graph, email=email, object_id=object_id), None
-    except GovernanceError as exc:
-        return None, (f"the directory could not be asked ({exc.__class__.__name__}: "
-                      f"{getattr(exc, 'code', None) or 'see the log'}); saved with this "
-                      "identifier only — the daemon resolves it on its next refresh")
+__all__ = ["OFFLINE_HELP", "identity_for", "registration_for"]
 
 
 def identity_for(app: AppContext, *, email: str | None, object_id: str | None,
