@@ -299,3 +299,30 @@ def test_the_store_waits_for_an_optout_being_registered(home: Path, pg_schema_ur
     finally:
         env.services.close()
         env.app.close()
+
+
+def test_a_report_is_trusted_only_after_it_settles(home: Path, db_url: str,
+                                                   tenant: EmulatorServer,
+                                                   whisper_model: Any) -> None:
+    """Reports are written after the meeting and can be revised: within the settle time the
+    recording waits (and nothing is fetched), whatever the report says."""
+    days = (datetime.now(UTC) - DAY).total_seconds() / 86400 + 2
+    env = make_env(home, db_url, tenant, whisper_model,
+                   gate={"participants_deadline_hours": 24 * 60,
+                         "attendance_settle_minutes": days * 24 * 60})
+    try:
+        _add(env, email="j.smith@contoso.example")
+        _add(env, email="lee@northwind.example")
+        _add(env, email="kim.lee@contoso.example")
+        with env.graph() as graph:
+            poll(env.app, graph)
+        process(env.app, env.services, limit=20)
+        states = _states(env)
+        for key in ("alias", "guest", "oid-only"):  # opted out: blocked even so
+            assert states[key][0] == "blocked"
+        assert states["during"][0] == "waiting"
+        assert "may still change" in states["during"][1]
+        assert not [r for r in env.emulator.requests.all() if r.path.endswith("/content")]
+    finally:
+        env.services.close()
+        env.app.close()
