@@ -43,7 +43,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.pipeline import who_was_there
+from meeting_governance.gate_inputs import who_was_there
 
 QUICK_ARGS = ["--recordings", "10", "--polls", "2"]
 FULL_ARGS = ["--recordings", "50", "--polls", "3"]

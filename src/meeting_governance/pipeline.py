@@ -30,25 +30,26 @@ from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlmodel import Session, col, select, update
 
-from meeting_governance import formats, holds, people, retention
+from meeting_governance import formats, holds, retention
 from meeting_governance.context import AppContext, worker_identity
 from meeting_governance.errors import DatabaseError, GovernanceError, GraphError, TranscriptionError
 from meeting_governance.gate import Decision, Verdict, decide
+from meeting_governance.gate_inputs import (
+    Attendance,
+    gate,
+    last_check,
+    remember_participants,
+    who_was_there,
+)
 from meeting_governance.graph import (
     Discovery,
     GraphClient,
-    MeetingInfo,
     discover,
     download_recording,
-    resolve_participants,
 )
-from meeting_governance.graph.participants import ATTENDANCE_GAPS
 from meeting_governance.graph.recordings import group_organizers, link_fingerprint
-from meeting_governance.identity import Participant
-from meeting_governance.models import DeltaLink, Recording, RecordingParticipant, Transcript
+from meeting_governance.models import DeltaLink, Recording, Transcript
 from meeting_governance.observability import METRICS
-from meeting_governance.optout_identities import lock_registry
-from meeting_governance.optouts import MeetingRef, matching, matching_rows
 from meeting_governance.states import IN_FLIGHT, State, transition
 from meeting_governance.store import NewTranscript, store_transcript
 from meeting_governance.transcribe import Transcriber, TranscriptResult
@@ -327,11 +328,6 @@ def _remove_media(app: AppContext, recording_id: int) -> None:
     shutil.rmtree(_media_dir(app, recording_id), ignore_errors=True)
 
 
-def _deadline(app: AppContext, rec: Recording) -> datetime:
-    anchor = rec.meeting_end or rec.recorded_at or rec.first_seen_at
-    return anchor + app.settings.participants_deadline
-
-
 def _retry_delay(app: AppContext, attempts: int) -> timedelta:
     base = app.settings.daemon.retry_base_seconds
     return timedelta(seconds=min(base * (2 ** max(attempts - 1, 0)), 6 * 3600))
@@ -343,84 +339,6 @@ def _load(session: Session, recording_id: int, worker: str) -> Recording | None:
     if rec is None or rec.lease_owner != worker:
         return None  # lost our lease: another worker has it now
     return rec
-
-
-@dataclass(frozen=True)
-class Attendance:
-    """Who was at this recording's meeting, as far as Graph and the directory could tell."""
-
-    info: MeetingInfo | None
-    people: people.ResolvedParticipants | None
-    lookup_failed: str | None
-
-    @property
-    def participants(self) -> Sequence[Participant]:
-        if self.people is not None:
-            return self.people.participants
-        return self.info.participants if self.info else ()
-
-    @property
-    def blinds(self) -> frozenset[str]:
-        return self.people.blinds if self.people is not None else frozenset()
-
-    def meeting_ref(self, rec: Recording) -> MeetingRef:
-        info = self.info
-        assert info is not None
-        start = info.attendance_start or info.start or rec.meeting_start
-        end = info.attendance_end or info.end or rec.meeting_end
-        return MeetingRef(meeting_id=rec.meeting_id, join_url=info.join_url, start=start,
-                          end=end, join_meeting_id=info.join_meeting_id)
-
-
-def who_was_there(app: AppContext, graph: GraphClient, organizer_id: str, meeting_id: str,
-                  window: tuple[datetime | None, datetime | None]) -> Attendance:
-    """Read the meeting and this recording's attendance from Graph, then every identifier of
-    each participant from the directory (cache first). Errors become `lookup_failed`."""
-    try:
-        info = resolve_participants(graph, organizer_id, meeting_id, window=window)
-    except GraphError as exc:
-        return Attendance(None, None, "participants could not be read from Graph "
-                                      f"({exc.code or exc.status or 'error'})")
-    resolved = people.resolve_participants(app, graph, info.participants)
-    return Attendance(info, resolved, resolved.failure)
-
-
-def _gate(app: AppContext, session: Session, rec: Recording, seen: Attendance) -> Decision:
-    """Gather the gate's inputs from the registry. An opt-out of recording or of transcription
-    both stop us: we only ever fetch media in order to transcribe it."""
-    info = seen.info
-    participants = seen.participants
-    matched: set[str] = set()
-    if info is not None:
-        ref = seen.meeting_ref(rec)
-        for purpose in ("recording", "transcription"):
-            matched.update(o.id for o in matching(app, session, participants, ref,
-                                                  purpose=purpose, blinds=seen.blinds))
-    gate = app.settings.gate
-    settles_at = (info.attendance_end + timedelta(minutes=gate.attendance_settle_minutes)
-                  if info is not None and info.attendance_end else None)
-    detail = next((g for g in info.gaps if g in ATTENDANCE_GAPS), None) if info else None
-    return decide(
-        participants=participants,
-        attendance_known=info is not None and info.attendance_known,
-        attendance_detail=detail,
-        attendance_settles_at=settles_at,
-        matched_optout_ids=sorted(matched),
-        allow_anonymous=gate.allow_anonymous,
-        allow_rooms=gate.allow_rooms,
-        now=app.clock.now(),
-        deadline=_deadline(app, rec),
-        lookup_failed=seen.lookup_failed,
-    )
-
-
-def _remember_participants(session: Session, recording_id: int, blinds: frozenset[str]) -> None:
-    """Every identifier of every participant, as blind values (access, erasure, holds)."""
-    for blind in sorted(blinds):
-        if session.exec(select(RecordingParticipant.id).where(
-                col(RecordingParticipant.recording_id) == recording_id,
-                col(RecordingParticipant.blind) == blind)).first() is None:
-            session.add(RecordingParticipant(recording_id=recording_id, blind=blind))
 
 
 def _apply_decision(app: AppContext, session: Session, rec: Recording, decision: Decision,
@@ -479,7 +397,7 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         rec = _load(session, recording_id, worker)
         if rec is None:
             return Outcome(recording_id, "lost-lease", "another worker took this recording over")
-        decision = _gate(app, session, rec, seen)
+        decision = gate(app, session, rec, seen)
         stopped = _apply_decision(app, session, rec, decision, actor)
         if stopped:
             log.info("gate stopped recording", extra={"recording": recording_id,
@@ -491,7 +409,7 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         rec.meeting_start, rec.meeting_end = ref.start, ref.end
         if info.subject and rec.subject_item is None:
             rec.subject_item = app.vault.seal_text(session, info.subject, purpose="subject")
-        _remember_participants(session, recording_id, seen.blinds)
+        remember_participants(session, recording_id, seen.blinds)
         transition(app, session, rec, State.DOWNLOADING, reason=decision.reason, actor=actor)
 
     # 4. Download into a private staging directory.
@@ -518,12 +436,12 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
             rec = _load(session, recording_id, worker)
             if rec is None:
                 return Outcome(recording_id, "lost-lease", "another worker took this recording over")
-            decision = _gate(app, session, rec, seen)
+            decision = gate(app, session, rec, seen)
             if decision.verdict is not Verdict.ALLOW:
                 stopped = _apply_decision(app, session, rec, decision, actor)
                 assert stopped is not None
                 return stopped
-            _remember_participants(session, recording_id, seen.blinds)
+            remember_participants(session, recording_id, seen.blinds)
             rec.media_sha256 = media.sha256
             rec.media_bytes = media.size
             transition(app, session, rec, State.TRANSCRIBING, actor=actor, sha256=media.sha256)
@@ -549,18 +467,6 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         _remove_media(app, recording_id)
 
 
-def _last_check(app: AppContext, session: Session, rec: Recording, seen: Attendance) -> list[str]:
-    """The registry checked inside the store's transaction, after waiting on its version: ids
-    of the opt-outs that now cover the meeting (nothing is decrypted)."""
-    lock_registry(session)
-    ref = seen.meeting_ref(rec)
-    found: set[str] = set()
-    for purpose in ("recording", "transcription"):
-        found.update(r.id for r in matching_rows(app, session, seen.participants, ref,
-                                                 purpose=purpose, blinds=seen.blinds))
-    return sorted(found)
-
-
 def _store(app: AppContext, recording_id: int, worker: str, seen: Attendance,
            result: TranscriptResult) -> Outcome:
     info = seen.info
@@ -569,7 +475,7 @@ def _store(app: AppContext, recording_id: int, worker: str, seen: Attendance,
         rec = _load(session, recording_id, worker)
         if rec is None or rec.state != State.TRANSCRIBING.value:
             return Outcome(recording_id, "lost-lease", "another worker took this recording over")
-        opted_out = _last_check(app, session, rec, seen)
+        opted_out = last_check(app, session, rec, seen)
         if opted_out:
             decision = decide(participants=seen.participants, attendance_known=True,
                               matched_optout_ids=opted_out, allow_anonymous=False,
