@@ -70,6 +70,15 @@ def test_an_opt_out_under_an_alias_matches_a_participant_seen_by_object_id_only(
     assert _matches(app, list(got.participants), got.blinds) == {alias}
 
 
+def test_an_opt_out_by_object_id_matches_a_participant_seen_by_an_address_only(app, client):
+    by_oid = _opt_out(app, object_id=JANE)
+    seen = [_user(email="jane@home.example")]  # her other mail, no object id
+    assert _matches(app, seen, frozenset()) == set()
+    got = resolve_participants(app, client, seen)
+    assert got.participants[0].object_id == JANE  # named by the directory
+    assert _matches(app, list(got.participants), got.blinds) == {by_oid}
+
+
 def test_lookups_are_cached_as_blind_values_and_asked_again_when_stale(app, client):
     clock = FixedClock(datetime(2026, 11, 20, 9, tzinfo=UTC))
     app.clock = clock
