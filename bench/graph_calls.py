@@ -31,6 +31,7 @@ from common import emit, figure
 
 from meeting_governance.config import load_settings
 from meeting_governance.context import AppContext, initialise
+from meeting_governance.gate_inputs import who_was_there
 from meeting_governance.graph import GraphClient, discover, download_recording, resolve_participants
 from meeting_governance.graph.client import forget_sign_ins
 from meeting_governance.graph.emulator import (
@@ -43,7 +44,6 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.gate_inputs import who_was_there
 
 QUICK_ARGS = ["--recordings", "10", "--polls", "2"]
 FULL_ARGS = ["--recordings", "50", "--polls", "3"]
