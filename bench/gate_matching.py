@@ -1,13 +1,20 @@
-"""How fast is the gate's `optouts.matching` with a large registry?
+"""How fast is the gate's decision with a large registry, and with the directory?
 
-100 000 opt-outs and a 300-person meeting (a few of whom opted out), on SQLite and, when it
-answers, PostgreSQL. `matching` (indexed IN queries on the blind columns) is timed against a
-baseline that reads every active opt-out and filters in Python, on the same data in the same
-run (cases in turns, median of `--runs`); both must return the same opt-outs.
+100 000 opt-outs and a 300-person meeting (a few of whom opted out, some under an alias only
+the directory knows), on SQLite and, when it answers, PostgreSQL. Timed in turns, median of
+`--runs`, on the same data in the same run:
 
-Figures (`bench/common.emit`, section `gate_matching`): `sqlite_matching_ms` and
-`postgres_matching_ms` with the full scan as baseline (ratio = matching / full scan, so below 1
-is faster), plus each engine's query plan for the identity lookup in `details`.
+- `matching` (indexed IN queries on the identifier table and the blind columns) against a
+  baseline that reads every active opt-out and filters in Python; both must agree;
+- the gate's decision with directory resolution — every participant resolved to all their
+  identifiers (`people.resolve_participants`) then matched — *cached* (every lookup in the
+  identity cache) against matching alone, and *cold* (empty cache: 300 lookups through the
+  Graph emulator, 20 to a `$batch`, over loopback HTTPS) against cached. Resolution must find
+  the alias opt-outs that matching alone misses.
+
+Figures (`bench/common.emit`, section `gate_matching`): `sqlite_matching_ms`,
+`sqlite_gate_cached_ms`, `sqlite_gate_cold_ms` and the same for `postgres_`, plus each engine's
+query plan for the identity lookup in `details`.
 
     python bench/gate_matching.py [--quick] [--optouts 100000] [--participants 300] [--runs 7]
 """
@@ -32,9 +39,11 @@ from sqlmodel import Session
 
 from meeting_governance.config import load_settings
 from meeting_governance.context import AppContext, initialise
+from meeting_governance.graph import GraphClient
+from meeting_governance.graph.emulator import EmulatorServer, Organizer, Person, Scenario
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.meetingref import meeting_keys
-from meeting_governance.models import OptOut
+from meeting_governance.models import IdentityCache, OptOut, OptOutIdentifier
 from meeting_governance.optouts import (
     MeetingRef,
     OptOutRequest,
@@ -42,6 +51,7 @@ from meeting_governance.optouts import (
     identity_query,
     matching,
 )
+from meeting_governance.people import resolve_participants
 
 POSTGRES_URL = os.environ.get("MG_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -59,6 +69,10 @@ def email(i: int) -> str:
     return f"user{i}@bench.example"
 
 
+def alias(i: int) -> str:
+    return f"u{i}.alias@bench.example"
+
+
 def oid(i: int) -> str:
     return f"00000000-0000-4000-8000-{i:012d}"
 
@@ -69,11 +83,14 @@ def populate(app: AppContext, count: int) -> None:
         for i in range(OPTED_OUT):
             add_optout(app, session, OptOutRequest(email=email(i), name=f"Person {i}"),
                        actor="bench")
+        # Registered under an alias: only the directory says it is the participant's.
+        for i in range(OPTED_OUT, 2 * OPTED_OUT):
+            add_optout(app, session, OptOutRequest(email=alias(i)), actor="bench")
     vault = app.vault
     other_keys = [vault.blind("meeting", f"19:meeting_other{i}@thread.v2/0") for i in range(500)]
     batch: list[dict[str, Any]] = []
     now = app.clock.now()
-    for i in range(OPTED_OUT, count):
+    for i in range(2 * OPTED_OUT, count):
         kind = i % 20
         row: dict[str, Any] = {
             "id": uuid.uuid4().hex, "scope": "all", "covers_recording": True,
@@ -95,19 +112,51 @@ def populate(app: AppContext, count: int) -> None:
 
 def _flush(app: AppContext, batch: list[dict[str, Any]]) -> None:
     if batch:
+        identifiers = [{"optout_id": r["id"], "blind": b, "source": "registered"}
+                       for r in batch for b in dict.fromkeys(
+                           x for x in (r["email_blind"], r["object_id_blind"]) if x)]
         with app.session() as session:
             session.execute(insert(OptOut), batch)
+            session.execute(insert(OptOutIdentifier), identifiers)
         batch.clear()
 
 
 def participants(count: int, total_optouts: int) -> list[Participant]:
-    """The opted-out few first, then people not in the registry (ids beyond it)."""
+    """The opted-out few first (by their address, then under an alias), then people not in
+    the registry (ids beyond it)."""
     people = [Participant.make(kind=ParticipantKind.USER, email=email(i), object_id=oid(i),
-                               display_name=f"Person {i}") for i in range(OPTED_OUT)]
+                               display_name=f"Person {i}") for i in range(2 * OPTED_OUT)]
     people += [Participant.make(kind=ParticipantKind.USER, email=email(total_optouts + i),
                                 object_id=oid(total_optouts + i), display_name=f"Guest {i}")
-               for i in range(count - OPTED_OUT)]
+               for i in range(count - 2 * OPTED_OUT)]
     return people
+
+
+def directory(people: list[Participant]) -> Scenario:
+    """The directory the participants are in: each with an alias."""
+    def person(p: Participant) -> Person:
+        number = int((p.email or "").split("@")[0].removeprefix("user"))
+        return Person(id=p.object_id or "", upn=p.email or "", mail=p.email or "",
+                      proxy_addresses=(f"SMTP:{p.email}", f"smtp:{alias(number)}"))
+
+    return Scenario(organizers=(Organizer(id="00000000-0000-4000-8000-0000000000aa"),),
+                    page_size=100, people=tuple(person(p) for p in people))
+
+
+def gate(app: AppContext, graph: GraphClient, people: list[Participant],
+         meeting: MeetingRef) -> set[str]:
+    """What the gate does: resolve every participant (cache first), then match."""
+    resolved = resolve_participants(app, graph, people)
+    if resolved.unresolved:
+        raise SystemExit(f"{resolved.unresolved} participants not resolved: {resolved.failure}")
+    with Session(app.engine) as session:
+        return {v.id for v in matching(app, session, resolved.participants, meeting,
+                                       blinds=resolved.blinds)}
+
+
+def clear_cache(app: AppContext) -> None:
+    with app.session() as session:
+        session.execute(sqlalchemy.delete(IdentityCache))
 
 
 def full_scan(app: AppContext, people: list[Participant], meeting: MeetingRef) -> set[str]:
@@ -164,14 +213,32 @@ def bench(url: str | None, home: Path, args: argparse.Namespace) -> dict[str, An
         people = participants(args.participants, args.optouts)
         expected = full_scan(app, people, MEETING)
         got = indexed(app, people, MEETING)
-        if got != expected or len(got) != OPTED_OUT:
+        if got != expected or len(got) != OPTED_OUT:  # the alias opt-outs need the directory
             raise SystemExit(f"results differ: matching {len(got)}, full scan {len(expected)}")
         progress(f"{app.engine.dialect.name}: timing, {args.runs} runs per case in turns")
         timings = interleaved({"matching": lambda: indexed(app, people, MEETING),
                                "full_scan": lambda: full_scan(app, people, MEETING)},
                               repeats=args.runs)
         fast, slow = timings["matching"], timings["full_scan"]
+        progress(f"{app.engine.dialect.name}: the gate with the directory, cached and cold")
+        with EmulatorServer(directory(people), media_dir=home, state_dir=home / "emu") as emu, \
+                GraphClient.from_settings(emu.graph_settings()) as graph:
+            resolved = gate(app, graph, people, MEETING)
+            if len(resolved) != 2 * OPTED_OUT or not got < resolved:
+                raise SystemExit(f"resolution found {len(resolved)} opt-outs, expected "
+                                 f"{2 * OPTED_OUT} (matching alone: {len(got)})")
+            gates = interleaved(
+                {"cached": lambda: gate(app, graph, people, MEETING),
+                 "cold": lambda: gate(app, graph, people, MEETING)},
+                repeats=args.runs,
+                setup=lambda name: clear_cache(app) if name == "cold" else gate(
+                    app, graph, people, MEETING))
+            batches = len([r for r in emu.requests.graph_requests() if r.path.endswith("$batch")])
+        cached, cold = gates["cached"], gates["cold"]
         return {"engine": app.engine.dialect.name, "optouts": args.optouts,
+                "gate_cached_ms_median": round(cached.median * 1000, 2),
+                "gate_cold_ms_median": round(cold.median * 1000, 2),
+                "gate_matches": len(resolved), "batch_requests": batches,
                 "participants": len(people), "matches": len(got), "runs": args.runs,
                 "matching_ms_median": round(fast.median * 1000, 2),
                 "full_scan_ms_median": round(slow.median * 1000, 2),
@@ -234,6 +301,17 @@ def main() -> None:
             notes=f"optouts.matching, {r['participants']} participants vs {r['optouts']} opt-outs "
                   f"({r['matches']} match); baseline: read every active opt-out and filter in "
                   f"Python; {r['speedup']}x faster; median of {r['runs']}")
+        figures[f"{name}_gate_cached_ms"] = figure(
+            r["gate_cached_ms_median"], "ms", baseline=r["matching_ms_median"],
+            notes=f"the gate's decision with directory resolution, every lookup cached: "
+                  f"{r['participants']} participants resolved to all their identifiers, then "
+                  f"matched against {r['optouts']} opt-outs ({r['gate_matches']} match, the alias "
+                  f"ones included); baseline: matching alone; median of {r['runs']}")
+        figures[f"{name}_gate_cold_ms"] = figure(
+            r["gate_cold_ms_median"], "ms", baseline=r["gate_cached_ms_median"],
+            notes=f"the same with an empty cache: {r['participants']} directory lookups through "
+                  f"the Graph emulator over loopback HTTPS, 20 to a $batch; baseline: cached; "
+                  f"median of {r['runs']}")
     figures["peak_rss"] = figure(peak_rss_mb(), "MiB", digits=1, notes="whole benchmark process")
     emit("gate_matching", figures, {"engines": results}, quick=quick)
 

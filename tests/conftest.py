@@ -76,6 +76,17 @@ def pg_schema_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sign_in() -> Iterator[None]:
+    """Each test starts as a new process would: no msal application shared from another test
+    (the client keeps one per process and sign-in settings)."""
+    from meeting_governance.graph.client import forget_sign_ins
+
+    forget_sign_ins()
+    yield
+    forget_sign_ins()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every database test runs on both engines."""

@@ -124,6 +124,14 @@ class GateSettings(Section):
     participants_deadline_hours: float = Field(48.0, gt=0)
     retry_interval_minutes: float = Field(15.0, gt=0)
     allow_anonymous: bool = False
+    allow_rooms: bool = False
+    attendance_settle_minutes: float = Field(30.0, ge=0)
+
+
+class DirectorySettings(Section):
+    max_age_hours: float = Field(24.0, gt=0)
+    refresh_interval_minutes: float = Field(360.0, gt=0)
+    refresh_batch: int = Field(500, ge=1)
 
 
 class TranscriptionSettings(Section):
@@ -249,6 +257,7 @@ class Settings(BaseSettings):
     graph: GraphSettings = Field(default_factory=GraphSettings)
     download: DownloadSettings = Field(default_factory=DownloadSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
     diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
@@ -300,6 +309,10 @@ class Settings(BaseSettings):
     @property
     def participants_deadline(self) -> timedelta:
         return timedelta(hours=self.gate.participants_deadline_hours)
+
+    @property
+    def directory_max_age(self) -> timedelta:
+        return timedelta(hours=self.directory.max_age_hours)
 
 
 def packaged_default_toml() -> Path:

@@ -52,6 +52,15 @@ class Runtime:
     stopping: threading.Event = field(default_factory=threading.Event)
     services: Any = None
     last: dict[str, str] = field(default_factory=dict)
+    graph: Any = None  # the poller's and the directory refresh's GraphClient, kept for the run
+
+    def get_graph(self) -> Any:
+        """One client (one Session, the process's msal app) for polls and directory refreshes."""
+        if self.graph is None:
+            from meeting_governance.graph import GraphClient
+
+            self.graph = GraphClient.from_settings(self.app.settings.graph)
+        return self.graph
 
     def get_services(self) -> Any:
         if self.services is None:
@@ -73,7 +82,6 @@ def _runtime() -> Runtime:
 # Jobs are module-level functions: the job store keeps a reference, not a pickled closure.
 def poll_job() -> None:
     """Discovery, in one process at a time across all hosts."""
-    from meeting_governance.graph import GraphClient
     from meeting_governance.pipeline import poll
 
     rt = _runtime()
@@ -84,8 +92,7 @@ def poll_job() -> None:
             log.info("poll skipped: another worker is polling")
             return
         try:
-            with GraphClient.from_settings(rt.app.settings.graph) as graph:
-                report = poll(rt.app, graph)
+            report = poll(rt.app, rt.get_graph())
             rt.last["poll"] = rt.app.clock.now().isoformat()
             log.info("poll job", extra={"new": report.new, "errors": len(report.errors)})
         except GovernanceError as exc:
@@ -106,6 +113,27 @@ def process_job() -> None:
             log.info("process job", extra={"items": len(report.outcomes)})
     except GovernanceError as exc:
         log.warning("process job failed", extra={"error": type(exc).__name__})
+
+
+def directory_job() -> None:
+    """Re-resolve the opt-outs' identities (people gain and lose aliases) and drop stale
+    cached lookups, in one process at a time."""
+    from meeting_governance.optout_identities import refresh
+
+    rt = _runtime()
+    if rt.stopping.is_set():
+        return
+    with exclusive(rt.app, "directory", rt.worker) as mine:
+        if not mine:
+            return
+        try:
+            report = refresh(rt.app, rt.get_graph())
+            rt.last["directory"] = rt.app.clock.now().isoformat()
+            log.info("directory job", extra={"examined": report.examined,
+                                             "added": report.identifiers_added,
+                                             "failed": report.error is not None})
+        except GovernanceError as exc:
+            log.warning("directory job failed", extra={"error": type(exc).__name__})
 
 
 def purge_job() -> None:
@@ -224,6 +252,9 @@ def build_scheduler(rt: Runtime, *, only_process: bool = False) -> BackgroundSch
         scheduler.add_job(f"{__name__}:purge_job",
                           CronTrigger.from_crontab(daemon.purge_cron, timezone="UTC"),
                           id="purge", replace_existing=True)
+        scheduler.add_job(f"{__name__}:directory_job",
+                          IntervalTrigger(minutes=rt.app.settings.directory.refresh_interval_minutes),
+                          id="directory", replace_existing=True)
     if is_sqlite(rt.app.engine):
         scheduler.add_job(f"{__name__}:lock_job",
                           IntervalTrigger(seconds=max(daemon.lease_seconds // 3, 10)),
@@ -265,6 +296,7 @@ def serve(settings: Settings, *, only_process: bool = False,
         # Run the first passes at once rather than after the first interval.
         if not only_process:
             scheduler.modify_job("poll", next_run_time=app.clock.now())
+            scheduler.modify_job("directory", next_run_time=app.clock.now())
         scheduler.modify_job("process", jobstore="local",
                              next_run_time=app.clock.now() + timedelta(seconds=1))
         while not rt.stopping.wait(0.5):
@@ -275,6 +307,8 @@ def serve(settings: Settings, *, only_process: bool = False,
             health.shutdown()
         if rt.services is not None:
             rt.services.close()
+        if rt.graph is not None:
+            rt.graph.close()
         if is_sqlite(app.engine):
             release_row_lock(app, "daemon", worker)
         log.info("daemon stopped", extra={"worker": worker})

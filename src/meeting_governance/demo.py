@@ -25,6 +25,7 @@ from meeting_governance.graph import GraphClient
 from meeting_governance.graph.emulator import EmulatorServer, load_scenario
 from meeting_governance.models import Recording, Transcript
 from meeting_governance.observability import configure_logging
+from meeting_governance.optout_identities import refresh
 from meeting_governance.optouts import import_csv
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.store import read_content
@@ -94,6 +95,10 @@ def _run(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoRes
         added = import_csv(app, session, csv_text, actor="demo")
     console.print(f"Registered {len(added)} sample opt-outs (CSV import).")
     with GraphClient.from_settings(app.settings.graph) as graph:
+        resolved = refresh(app, graph)
+        console.print(f"The directory resolved them to every address of each person "
+                      f"({resolved.identifiers_added} identifiers, blind-indexed; "
+                      f"{resolved.not_found} not found in the directory).")
         report = poll(app, graph)
     console.print(f"Discovered {report.new} recordings from Microsoft Graph (emulated).")
     services = Services.from_app(app)

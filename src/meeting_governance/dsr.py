@@ -1,8 +1,11 @@
 """Data-subject requests: the request log, access (export), erasure and withdrawal of consent.
 
 A person is named by exactly one identity, an e-mail/UPN or an Entra object id, and found
-through the blind index, never by a stored address. The log keeps only the blind value of the
-subject. Rectification lives in `rectify`, anonymised statistics in `stats`.
+through the blind index, never by a stored address — under every identifier the directory
+knows for them (`people.person_identity`: object id, mail, UPN, aliases, other mails, a guest's
+own address), so an access request finds the meeting where Teams listed them by another
+address, and an erasure erases it. The log keeps only the blind value of the identity given.
+Rectification lives in `rectify`, anonymised statistics in `stats`.
 
 Erasure goes through `purge.tombstone`, the very function the retention purge uses, so an erased
 transcript is destroyed exactly as a purged one is (data key and ciphertext gone, tombstone
@@ -43,10 +46,12 @@ from meeting_governance.models import (
     Transcript,
     TranscriptParticipant,
 )
+from meeting_governance.people import PersonIdentity, Registration, who_is
 from meeting_governance.store import read_content, read_participants
 from meeting_governance.transcribe import Segment
 
 KINDS = ("access", "erasure", "rectification", "withdrawal")
+_NOT_ASKED = who_is((), 1, asked=False)
 STATUSES = ("open", "completed", "closed")  # completed: fulfilled by this tool; closed: by hand
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")  # also a safe file name
 ERASURE_REASON = "erasure"
@@ -274,13 +279,22 @@ class PersonSummary:
     requests: tuple[RequestView, ...]
 
 
-def find_person(app: AppContext, *, email: str | None = None,
-                object_id: str | None = None) -> PersonSummary:
+def _blinds(app: AppContext, who: Subject, identity: PersonIdentity | None) -> list[str]:
+    """The identity given plus, when resolved, every other identifier of the person."""
+    blinds = {subject_blind(app, who)}
+    if identity is not None:
+        blinds.update(identity.blinds)
+    return sorted(blinds)
+
+
+def find_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
+                email: str | None = None, object_id: str | None = None) -> PersonSummary:
     who = subject(email, object_id)
     blind = subject_blind(app, who)
+    blinds = _blinds(app, who, identity)
     with app.session() as session:
-        rows = _live_transcripts(session, [blind])
-        opts = _optouts_of(session, [blind])
+        rows = _live_transcripts(session, blinds)
+        opts = _optouts_of(session, blinds)
         return PersonSummary(
             subject_blind=blind, transcripts=len(rows),
             held=len(_held_ids(session, [r.id for r in rows])), optouts=len(opts),
@@ -327,13 +341,14 @@ def _own_entries(app: AppContext, people: list[dict[str, Any]],
                                                        object_id=p.get("object_id")))]
 
 
-def export_person(app: AppContext, *, email: str | None = None, object_id: str | None = None,
-                  out: Path, reference: str | None = None,
-                  actor: str | None = None) -> ExportReport:
+def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
+                  email: str | None = None, object_id: str | None = None, out: Path,
+                  reference: str | None = None, actor: str | None = None) -> ExportReport:
     """Write the person's bundle (a zip, 0600): manifest, opt-outs with history, transcripts.
 
     Every decryption is audited with the request reference; the request is then completed.
     Other attendees' names and addresses are left out: they are not the subject's data.
+    `identity` (`people.person_identity`) adds every other identifier of the person.
     """
     from meeting_governance import optouts as registry
 
@@ -345,17 +360,18 @@ def export_person(app: AppContext, *, email: str | None = None, object_id: str |
     if not out.parent.is_dir():
         raise InputError(f"{out.parent} is not a directory")
     blind = subject_blind(app, who)
+    blinds = _blinds(app, who, identity)
     with app.session() as session:
         req = _request_for(app, session, "access", who, reference, actor)
         ref = req.reference
-        rows = _live_transcripts(session, [blind])
+        rows = _live_transcripts(session, blinds)
         held = _held_ids(session, [r.id for r in rows])
         files: dict[str, str] = {}
         meetings = []
         for row in rows:
             content = read_content(app, session, row)
             topic = app.vault.open_text(session, row.subject_item) if row.subject_item else None
-            own = _own_entries(app, read_participants(app, session, row), [blind])
+            own = _own_entries(app, read_participants(app, session, row), blinds)
             app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
                       actor=actor, reason="data-subject access", reference=ref)
             base = f"transcripts/{row.id}"
@@ -368,7 +384,7 @@ def export_person(app: AppContext, *, email: str | None = None, object_id: str |
                 "retention_policy": row.retention_policy, "retain_until": _iso(row.retain_until),
                 "legal_hold": row.id in held, "you_as_participant": own,
                 "files": [f"{base}.json", f"{base}.vtt"]})
-        opt_rows = _optouts_of(session, [blind])
+        opt_rows = _optouts_of(session, blinds)
         opt_data = []
         for opt in opt_rows:
             view = registry.get_optout(app, session, opt.id)
@@ -379,10 +395,13 @@ def export_person(app: AppContext, *, email: str | None = None, object_id: str |
                       actor=actor, reason="data-subject access", reference=ref)
             opt_data.append({**view.as_dict(), "history": trail})
         files["optouts.json"] = json.dumps(opt_data, ensure_ascii=False, indent=2, default=str)
-        untranscribed = _recordings_without_transcript(session, blind)
+        untranscribed = _recordings_without_transcript(session, blinds)
         manifest = {
             "reference": ref, "generated_at": app.clock.now().isoformat(),
             "identities_searched": who.given(),
+            "identifiers_searched": len(blinds),
+            "how_identifiers_were_found": identity.note if identity else
+            PersonIdentity((blind,), False, _NOT_ASKED).note,
             "counts": {"meetings": len(meetings) + len(untranscribed),
                        "transcripts": len(meetings),
                        "optouts": len(opt_data), "under_legal_hold": len(held)},
@@ -396,21 +415,23 @@ def export_person(app: AppContext, *, email: str | None = None, object_id: str |
         files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=2, default=str)
         digest, size = _write_zip(out, files)
         app.audit(session, "dsr.export", target_type="dsr_request", target_id=ref, actor=actor,
-                  subject_blind=blind, transcripts=len(meetings), optouts=len(opt_data),
-                  held=len(held), sha256=digest)
+                  subject_blind=blind, identifiers=len(blinds), transcripts=len(meetings),
+                  optouts=len(opt_data), held=len(held), sha256=digest)
         _complete(app, session, req, actor)
     return ExportReport(reference=ref, path=out, sha256=digest, size=size,
                         transcript_ids=tuple(r.id for r in rows),
                         optouts=len(opt_data), held=len(held))
 
 
-def _recordings_without_transcript(session: Session, blind: str) -> list[dict[str, Any]]:
+def _recordings_without_transcript(session: Session,
+                                   blinds: str | Sequence[str]) -> list[dict[str, Any]]:
     """Meetings the person attended that were not (or not yet) transcribed: metadata only."""
+    wanted = [blinds] if isinstance(blinds, str) else list(blinds)
     with_transcript = select(Transcript.recording_id).where(
         col(Transcript.recording_id).is_not(None), col(Transcript.purged_at).is_(None))
     rows = session.exec(select(Recording).where(
         col(Recording.id).in_(select(RecordingParticipant.recording_id).where(
-            RecordingParticipant.blind == blind)),
+            col(RecordingParticipant.blind).in_(wanted))),
         col(Recording.id).not_in(with_transcript)).order_by(col(Recording.id))).all()
     return [{"meeting_id": r.meeting_id, "meeting_start": _iso(r.meeting_start),
              "meeting_end": _iso(r.meeting_end), "state": r.state, "reason": r.reason}
@@ -492,7 +513,8 @@ def _hold_reasons(app: AppContext, session: Session, held: Sequence[Transcript],
             for r in held]
 
 
-def erase_person(app: AppContext, *, email: str | None = None, object_id: str | None = None,
+def erase_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
+                 email: str | None = None, object_id: str | None = None,
                  reference: str | None = None, actor: str | None = None,
                  dry_run: bool = False) -> ErasureReport:
     """Crypto-shred the transcripts of every meeting the person attended, except held ones.
@@ -507,22 +529,23 @@ def erase_person(app: AppContext, *, email: str | None = None, object_id: str | 
     reference = check_reference(reference) if reference else None
     actor = actor or app.actor
     blind = subject_blind(app, who)
+    blinds = _blinds(app, who, identity)
     with app.session() as session:
         req = None if dry_run else _request_for(app, session, "erasure", who, reference, actor)
         ref = req.reference if req is not None else (reference or None)
-        rows = _live_transcripts(session, [blind], lock=not dry_run and not is_sqlite(app.engine))
+        rows = _live_transcripts(session, blinds, lock=not dry_run and not is_sqlite(app.engine))
         held_ids = _held_ids(session, [r.id for r in rows])
         held_rows = [r for r in rows if r.id in held_ids]
         doomed = [r for r in rows if r.id not in held_ids]
         held = _hold_reasons(app, session, held_rows, reference=ref, actor=actor,
                              dry_run=dry_run)
         kept_recordings = sorted({r.recording_id for r in held_rows if r.recording_id is not None})
-        links = select(RecordingParticipant.id).where(RecordingParticipant.blind == blind)
+        links = select(RecordingParticipant.id).where(col(RecordingParticipant.blind).in_(blinds))
         if kept_recordings:
             links = links.where(col(RecordingParticipant.recording_id).not_in(kept_recordings))
         link_ids = list(session.exec(links).all())
         kept_optouts = int(session.exec(select(func.count()).select_from(OptOut).where(or_(
-            col(OptOut.email_blind) == blind, col(OptOut.object_id_blind) == blind))).one())
+            col(OptOut.email_blind).in_(blinds), col(OptOut.object_id_blind).in_(blinds)))).one())
         erased: list[str] = [r.id for r in doomed]
         if req is not None:
             erased = tombstone(app, session, doomed, reason=ERASURE_REASON, run_id=req.reference)
@@ -530,7 +553,8 @@ def erase_person(app: AppContext, *, email: str | None = None, object_id: str | 
                 session.exec(delete(RecordingParticipant).where(
                     col(RecordingParticipant.id).in_(link_ids)))
             app.audit(session, "dsr.erase", target_type="dsr_request", target_id=req.reference,
-                      actor=actor, subject_blind=blind, erased=len(erased), held=len(held),
+                      actor=actor, subject_blind=blind, identifiers=len(blinds),
+                      erased=len(erased), held=len(held),
                       links_removed=len(link_ids), optouts_kept=kept_optouts)
             _complete(app, session, req, actor)
     if req is not None:
@@ -548,11 +572,12 @@ class WithdrawalReport:
     optout_id: str
 
 
-def withdraw_consent(app: AppContext, *, email: str | None = None,
-                     object_id: str | None = None, name: str | None = None,
-                     reference: str | None = None,
+def withdraw_consent(app: AppContext, registration: Registration | None = None, /, *,
+                     email: str | None = None, object_id: str | None = None,
+                     name: str | None = None, reference: str | None = None,
                      actor: str | None = None) -> WithdrawalReport:
-    """Withdrawal of consent is an opt-out from every meeting, recording and transcription."""
+    """Withdrawal of consent is an opt-out from every meeting, recording and transcription,
+    matching every identifier `registration` (the directory's answer) names."""
     from meeting_governance import optouts as registry
 
     who = subject(email, object_id)
@@ -561,7 +586,8 @@ def withdraw_consent(app: AppContext, *, email: str | None = None,
         req = _request_for(app, session, "withdrawal", who, reference, actor)
         view = registry.add_optout(app, session, registry.OptOutRequest(
             email=who.email, object_id=who.object_id, name=name,
-            note=f"withdrawal of consent, request {req.reference}"), actor=actor)
+            note=f"withdrawal of consent, request {req.reference}"), actor=actor,
+            registration=registration)
         app.audit(session, "dsr.withdraw", target_type="dsr_request", target_id=req.reference,
                   actor=actor, optout_id=view.id)
         _complete(app, session, req, actor)

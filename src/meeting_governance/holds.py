@@ -1,7 +1,8 @@
 """Legal holds: "we may retain your personal data for longer in case of a complaint or litigation".
 
-A hold names one transcript, one person (as a blind-index value: every transcript of a meeting
-they attended, including ones stored after the hold was set) or one meeting. The reason is
+A hold names one transcript, one person (as blind-index values of every identifier the
+directory knows for them — `hold_identifier` — so every transcript of a meeting they attended
+under any address, including ones stored after the hold was set) or one meeting. The reason is
 sealed in the vault because it may name people; the audit log records who, when and the hold
 id, never the reason's text.
 
@@ -27,10 +28,12 @@ from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.identity import validated_email, validated_object_id
 from meeting_governance.models import (
     Hold,
+    HoldIdentifier,
     RecordingParticipant,
     Transcript,
     TranscriptParticipant,
 )
+from meeting_governance.people import PersonIdentity
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,21 @@ class ActiveHolds:
         return not (self.transcript_ids or self.person_blinds or self.meeting_ids)
 
 
+def _identifiers(session: Session, hold_ids: Sequence[str]) -> set[str]:
+    """Every identifier (blind) the person holds among `hold_ids` name."""
+    if not hold_ids:
+        return set()
+    return set(session.exec(select(HoldIdentifier.blind).where(
+        col(HoldIdentifier.hold_id).in_(list(hold_ids)))).all())
+
+
 def active_holds(session: Session, as_of: datetime | None = None) -> ActiveHolds:
     rows = session.exec(select(Hold).where(_active_at(as_of))).all()
+    people = [h for h in rows if h.person_blind]
     return ActiveHolds(
         transcript_ids=frozenset(h.transcript_id for h in rows if h.transcript_id),
-        person_blinds=frozenset(h.person_blind for h in rows if h.person_blind),
+        person_blinds=frozenset({h.person_blind for h in people if h.person_blind}
+                                | _identifiers(session, [h.id for h in people])),
         meeting_ids=frozenset(h.meeting_id for h in rows if h.meeting_id),
     )
 
@@ -125,9 +138,11 @@ def not_held_filter(holds: ActiveHolds) -> Any:
 
 def covered_by(session: Session, hold: Hold) -> list[str]:
     """Ids of the unpurged transcripts one hold covers now."""
+    person = ({hold.person_blind} | _identifiers(session, [hold.id])) if hold.person_blind \
+        else set()
     one = ActiveHolds(
         transcript_ids=frozenset([hold.transcript_id] if hold.transcript_id else []),
-        person_blinds=frozenset([hold.person_blind] if hold.person_blind else []),
+        person_blinds=frozenset(person),
         meeting_ids=frozenset([hold.meeting_id] if hold.meeting_id else []),
     )
     return sorted(_direct_cover(session, one))
@@ -171,10 +186,14 @@ def _person_blind(app: AppContext, email: str | None, object_id: str | None) -> 
     return app.vault.blind_object_id(validated_object_id(object_id))
 
 
-def set_hold(app: AppContext, *, reason: str, transcript_id: str | None = None,
-             email: str | None = None, object_id: str | None = None,
-             meeting_id: str | None = None, actor: str | None = None) -> HoldInfo:
-    """Put one transcript, one person or one meeting under legal hold (exactly one target)."""
+def set_hold(app: AppContext, identity: PersonIdentity | None = None, /, *, reason: str,
+             transcript_id: str | None = None, email: str | None = None,
+             object_id: str | None = None, meeting_id: str | None = None,
+             actor: str | None = None) -> HoldInfo:
+    """Put one transcript, one person or one meeting under legal hold (exactly one target).
+
+    A person hold covers the identity given and, with `identity` (the directory's answer:
+    `people.person_identity`), every other identifier of that person."""
     targets = [t for t in (transcript_id, email, object_id, meeting_id) if t]
     if len(targets) != 1:
         raise InputError("a hold needs exactly one target: a transcript id, --email, "
@@ -197,6 +216,10 @@ def set_hold(app: AppContext, *, reason: str, transcript_id: str | None = None,
         hold.reason_item = app.vault.seal_text(session, reason, purpose="hold-reason")
         session.add(hold)
         session.flush()
+        if hold.person_blind:
+            for blind in sorted({hold.person_blind, *(identity.blinds if identity else ())}):
+                session.add(HoldIdentifier(hold_id=hold.id, blind=blind))
+            session.flush()
         covered = covered_by(session, hold)
         for row in session.exec(select(Transcript).where(col(Transcript.id).in_(covered))).all():
             if not row.legal_hold:
@@ -204,7 +227,8 @@ def set_hold(app: AppContext, *, reason: str, transcript_id: str | None = None,
                 session.add(row)
         kind = hold_kind(hold)
         app.audit(session, "hold.set", target_type=kind, target_id=_target(hold), actor=actor,
-                  hold_id=hold.id, covered=len(covered))
+                  hold_id=hold.id, covered=len(covered),
+                  identifiers=len(identity.blinds) if identity else int(bool(hold.person_blind)))
         return _info(hold, len(covered))
 
 
@@ -219,7 +243,9 @@ def find_active(app: AppContext, *, hold_id: str | None = None, transcript_id: s
         if transcript_id:
             query = query.where(Hold.transcript_id == transcript_id)
         elif email or object_id:
-            query = query.where(Hold.person_blind == _person_blind(app, email, object_id))
+            blind = _person_blind(app, email, object_id)
+            query = query.where(or_(col(Hold.person_blind) == blind, col(Hold.id).in_(
+                select(HoldIdentifier.hold_id).where(col(HoldIdentifier.blind) == blind))))
         elif meeting_id:
             query = query.where(Hold.meeting_id == meeting_id)
         else:

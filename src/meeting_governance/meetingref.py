@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meeting_governance.errors import InputError
+from meeting_governance.identity import check_visible, is_object_id, normalise_object_id
 
 if TYPE_CHECKING:
     from meeting_governance.vault import Vault
@@ -94,6 +96,10 @@ def normalise_meeting_ref(value: str) -> str:
     if len(text) > MAX_REF_LENGTH:
         raise InputError(f"meeting: too long ({len(text)} characters; at most {MAX_REF_LENGTH})")
     decoded = _fully_unquoted(text)
+    try:  # a zero-width space inside a link looks right and would never match
+        check_visible(decoded, what="the meeting link")
+    except InputError as exc:
+        raise InputError(f"meeting: {exc}") from None
     lowered = decoded.lower()
     looks_like_link = ("://" in lowered or lowered.startswith(("msteams:", "teams.", "www."))
                        or "/l/meetup-join/" in lowered or "/meet/" in lowered)
@@ -140,13 +146,42 @@ def thread_key_from_meeting_id(meeting_id: str) -> str | None:
     return _thread_key(thread.group(1), message)
 
 
-def meeting_keys(vault: Vault, meeting_id: str | None, join_url: str | None) -> set[str]:
-    """Every blind key an opt-out for this meeting may have been stored under.
+def unwrap_link(value: str) -> str:
+    """A pasted link without whitespace and Outlook Safe Links wrapping (as Teams wrote it)."""
+    text = _WHITESPACE.sub("", value or "").strip("<>\"'")
+    parts = urlsplit(text if "://" in text else _fully_unquoted(text))
+    if _SAFELINKS_HOST.search((parts.hostname or "").lower()):
+        wrapped = parse_qs(parts.query).get("url")
+        if wrapped:
+            return unwrap_link(_fully_unquoted(wrapped[0]))
+    return text
+
+
+def organizer_in_link(value: str) -> str | None:
+    """The organiser's object id a long join link carries (`context={"Tid":…,"Oid":…}`)."""
+    query = urlsplit(_fully_unquoted(unwrap_link(value))).query
+    raw = query.split("context=", 1)[1] if "context=" in query else ""
+    try:
+        context = json.loads(raw.split("&", 1)[0]) if raw else None
+    except ValueError:
+        return None
+    oid = context.get("Oid") if isinstance(context, dict) else None
+    return normalise_object_id(oid) if isinstance(oid, str) and is_object_id(oid) else None
+
+
+def meeting_keys(vault: Vault, meeting_id: str | None, join_url: str | None,
+                 join_meeting_id: str | None = None) -> set[str]:
+    """Every blind key an opt-out for this meeting may have been stored under: by Graph id, by
+    join link, by the thread the id encodes, and by `joinMeetingIdSettings.joinMeetingId` (what
+    Teams' short `…/meet/<id>?p=…` links carry).
 
     Unparseable parts are skipped rather than raised: the gate must still be able to match
     on whatever does parse (and an opt-out for "all meetings" does not need a key at all).
     """
     keys: set[str] = set()
+    digits = "".join((join_meeting_id or "").split())
+    if digits.isdigit():
+        keys.add(blind_meeting(vault, "meet:" + digits))
     for candidate in (meeting_id, join_url):
         if not candidate:
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from meeting_governance.dbtypes import UTCDateTime
@@ -85,6 +85,9 @@ class Recording(SQLModel, table=True):
     organizer_id: str = Field(max_length=64, index=True)
     call_id: str | None = Field(default=None, max_length=200)
     recorded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The recording's own end (`callRecording.endDateTime`): with `recorded_at`, the window an
+    # attendance report must overlap to count (a recurring meeting has one report per occurrence).
+    recording_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
     meeting_start: datetime | None = Field(default=None, sa_type=UTCDateTime)
     meeting_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
     subject_item: str | None = Field(default=None, max_length=64)  # vault_item id
@@ -174,6 +177,48 @@ class OptOut(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
     revoked_by: str | None = Field(default=None, max_length=200)
     revoke_reason_item: str | None = Field(default=None, max_length=64)
+    # The directory's answer for the identity registered: pending (not asked yet), found,
+    # not_found (matched by the registered identifier only), ambiguous (several accounts).
+    resolution: str = Field(default="pending", max_length=20)
+    resolved_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+
+
+class OptOutIdentifier(SQLModel, table=True):
+    """Every identifier an opt-out matches, as blind-index values: the one registered and those
+    the directory resolved it to (object id, mail, UPN, aliases, other mails, a guest's own
+    address). Rows are only ever added: a person losing an alias never loses their opt-out."""
+
+    __tablename__ = "optout_identifier"
+    __table_args__ = (UniqueConstraint("optout_id", "blind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    optout_id: str = Field(foreign_key="optout.id", index=True, max_length=40)
+    blind: str = Field(max_length=64, index=True)
+    source: str = Field(default="registered", max_length=12)  # registered | directory
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdentityCache(SQLModel, table=True):
+    """The directory's answer for one looked-up identifier (object id or address, as a blind
+    value): the blind values of every identifier of the account(s) it reaches. Refreshed when
+    older than `directory.max_age_hours`; only answers that found someone are kept."""
+
+    __tablename__ = "identity_cache"
+
+    key_blind: str = Field(primary_key=True, max_length=64)
+    identifiers: str = Field(sa_column=Column(Text, nullable=False))  # blind values, spaced
+    resolved_at: datetime = Field(index=True, sa_type=UTCDateTime)
+
+
+class RegistryState(SQLModel, table=True):
+    """One row whose version every opt-out change bumps: storing a transcript reads it
+    `FOR SHARE` (PostgreSQL), so a registration and a store never interleave."""
+
+    __tablename__ = "registry_state"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Hold(SQLModel, table=True):
@@ -193,6 +238,18 @@ class Hold(SQLModel, table=True):
     release_reason_item: str | None = Field(default=None, max_length=64)
 
 
+class HoldIdentifier(SQLModel, table=True):
+    """Every identifier of the person a person hold names (blind values), so the hold covers
+    transcripts that know them by another address or only by object id."""
+
+    __tablename__ = "hold_identifier"
+    __table_args__ = (UniqueConstraint("hold_id", "blind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hold_id: str = Field(foreign_key="legal_hold.id", index=True, max_length=40)
+    blind: str = Field(max_length=64, index=True)
+
+
 class DeltaLink(SQLModel, table=True):
     """The last `@odata.deltaLink` per organiser, so each poll asks only for what is new."""
 
@@ -201,6 +258,9 @@ class DeltaLink(SQLModel, table=True):
     organizer_id: str = Field(primary_key=True, max_length=64)
     link: str = Field(max_length=8000)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # What built the link (`recordings.link_fingerprint`); another value means another
+    # configuration built it, and it is not replayed. NULL: stored before this was recorded.
+    fingerprint: str | None = Field(default=None, max_length=40)
 
 
 class User(SQLModel, table=True):

@@ -80,6 +80,13 @@ class Metrics:
                               registry=self.registry)
         self.step_seconds = Histogram("mg_step_seconds", "Pipeline step duration", ["step"],
                                       registry=self.registry)
+        self.discovery_restarts = Counter(
+            "mg_discovery_restarts", "Delta links dropped and discovery started anew "
+            "(rejected by Graph, another host, another configuration, or by hand)",
+            registry=self.registry)
+        self.directory_lookups = Counter(
+            "mg_directory_lookups", "Participant identities by where they came from",
+            ["source"], registry=self.registry)
 
 
 METRICS = Metrics()

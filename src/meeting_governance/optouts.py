@@ -5,8 +5,11 @@ e-mail, object id and name are stored as blind-index values (to find and match) 
 JSON copy for display; the meeting reference as entered, the note and the revoke reason are
 sealed too. Audit entries carry the opt-out id and blind values only.
 
-Matching is by Entra object id and normalised e-mail/UPN, never by display name (anyone can be
-called "Alex Smith"), with indexed `IN (…)` queries over the participants' blind values.
+Matching is by every identifier of a person — Entra object id, mail, UPN, aliases, other
+mails, a guest's own address (`optout_identifier`, filled from the directory by
+`optout_identities`) — never by display name (anyone can be called "Alex Smith"), with indexed
+`IN (…)` queries over the participants' blind values. Every change bumps the registry version
+(`optout_identities.bump_registry`), which the store of a transcript waits on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import insert, or_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -35,12 +38,15 @@ from meeting_governance.meetingref import (
     meeting_keys,
     normalise_meeting_ref,
 )
-from meeting_governance.models import AuditEntry, OptOut, VaultItem
+from meeting_governance.models import AuditEntry, OptOut, OptOutIdentifier, VaultItem
+from meeting_governance.optout_identities import bump_registry, record_registration
+from meeting_governance.people import Registration
 from meeting_governance.vault import Vault
 
 __all__ = [
     "COVERS", "CsvImportError", "FieldError", "MeetingRef", "OptOutRequest", "OptOutView",
-    "RowProblem", "add_optout", "applies", "blind_name", "check", "get_optout", "history",
+    "RowProblem", "add_optout", "applies", "blind_name", "check", "cleaned_identity",
+    "get_optout", "history",
     "identity_query", "import_csv", "list_optouts", "matching", "meeting_keys",
     "normalise_meeting_ref", "normalise_name", "parse_csv", "parse_when", "revoke_optout",
     "validate",
@@ -164,6 +170,14 @@ def _clean(req: OptOutRequest) -> tuple[_Clean | None, list[FieldError]]:
     if errors:
         return None, errors
     return _Clean(email, object_id, name, meeting, meeting_key, valid_from, valid_until, note), []
+
+
+def cleaned_identity(req: OptOutRequest) -> tuple[str | None, str | None]:
+    """The normalised (email, object id) of a request that `check` accepted."""
+    clean, errors = _clean(req)
+    if clean is None:
+        raise InputError("; ".join(str(e) for e in errors))
+    return clean.email, clean.object_id
 
 
 def validate(req: OptOutRequest) -> list[FieldError]:
@@ -326,7 +340,7 @@ def _views(app: AppContext, session: Session, rows: Sequence[OptOut]) -> list[Op
 
 # -- registry ----------------------------------------------------------------------------
 def _insert(app: AppContext, session: Session, clean: _Clean, req: OptOutRequest, *,
-            actor: str) -> OptOut:
+            actor: str, registration: Registration | None = None) -> OptOut:
     vault = app.vault
     identity = {"name": clean.name, "email": clean.email, "object_id": clean.object_id,
                 "meeting": clean.meeting}
@@ -343,6 +357,8 @@ def _insert(app: AppContext, session: Session, clean: _Clean, req: OptOutRequest
         note_item=vault.seal_text(session, clean.note, purpose="optout-note") if clean.note else None,
         created_by=actor, created_at=app.clock.now(),
     )
+    if registration is not None:
+        row.resolution, row.resolved_at = registration.status, app.clock.now()
     session.add(row)
     return row
 
@@ -355,14 +371,21 @@ def _audit_details(row: OptOut) -> dict[str, Any]:
 
 
 def add_optout(app: AppContext, session: Session, req: OptOutRequest, *,
-               actor: str) -> OptOutView:
-    """Validate, seal and store one opt-out in the caller's transaction, and audit it."""
+               actor: str, registration: Registration | None = None) -> OptOutView:
+    """Validate, seal and store one opt-out in the caller's transaction, and audit it.
+
+    `registration` is the directory's answer for its identity (`people.resolve_registration`,
+    asked before the transaction); without one the opt-out matches the identifier registered
+    until the daemon's refresh resolves it."""
     clean, errors = _clean(req)
     if clean is None:
         raise InputError("; ".join(str(e) for e in errors))
-    row = _insert(app, session, clean, req, actor=actor)
+    row = _insert(app, session, clean, req, actor=actor, registration=registration)
+    session.flush()
+    record_registration(app, session, row, registration)
+    bump_registry(session, app.clock.now())
     app.audit(session, "optout.add", target_type=_TARGET, target_id=row.id, actor=actor,
-              **_audit_details(row))
+              resolution=row.resolution, **_audit_details(row))
     return _views(app, session, [row])[0]
 
 
@@ -397,6 +420,7 @@ def revoke_optout(app: AppContext, session: Session, optout_id: str, *, actor: s
     if reason:
         row.revoke_reason_item = app.vault.seal_text(session, reason, purpose="optout-reason")
     session.add(row)
+    bump_registry(session, row.revoked_at)
     app.audit(session, "optout.revoke", target_type=_TARGET, target_id=row.id, actor=actor,
               reason_given=bool(reason))
     return _views(app, session, [row])[0]
@@ -568,6 +592,14 @@ def import_csv(app: AppContext, session: Session, data: bytes | str, *,
             assert clean is not None, errors  # parse_csv validated every row
             stored.append(_insert(app, session, clean, req, actor=actor))
     session.flush()
+    # The registered identifiers of the new rows, in one statement; the directory resolves
+    # them on the daemon's next refresh.
+    identifiers = [{"optout_id": row.id, "blind": blind, "source": "registered"}
+                   for row in stored for blind in dict.fromkeys(
+                       b for b in (row.email_blind, row.object_id_blind) if b)]
+    if identifiers:
+        session.execute(insert(OptOutIdentifier), identifiers)
+    bump_registry(session, app.clock.now())
     # One audit entry per imported opt-out, chained in one statement (a 50 000-row file would
     # otherwise spend most of its time locking the chain head row by row).
     audit.append_many(session, actor=actor, action="optout.import", target_type=_TARGET,
@@ -586,6 +618,7 @@ class MeetingRef:
     join_url: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+    join_meeting_id: str | None = None  # joinMeetingIdSettings.joinMeetingId (short links)
 
 
 def _chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterable[list[str]]:
@@ -617,42 +650,57 @@ def applies(row: OptOut, *, keys: set[str], start: datetime | None, end: datetim
 
 
 def identity_query(column: str, blinds: Sequence[str]) -> SelectOfScalar[OptOut]:
-    """Opt-outs whose `column` (email_blind | object_id_blind) is one of `blinds`.
+    """Opt-outs whose `column` (email_blind | object_id_blind | identifier) is one of `blinds`.
 
     The only condition is the IN list, so every planner takes that column's index (SQLite
     without statistics would otherwise pick `ix_optout_revoked_at`, i.e. every active row).
     """
+    if column == "identifier":
+        ids = select(OptOutIdentifier.optout_id).where(
+            col(OptOutIdentifier.blind).in_(list(blinds)))
+        return select(OptOut).where(col(OptOut.id).in_(ids))
     target = {"email_blind": OptOut.email_blind, "object_id_blind": OptOut.object_id_blind}[column]
     return select(OptOut).where(col(target).in_(list(blinds)))
 
 
 def matching(app: AppContext, session: Session, participants: Sequence[Participant],
-             meeting: MeetingRef, *, purpose: str = "transcription") -> list[OptOutView]:
+             meeting: MeetingRef, *, purpose: str = "transcription",
+             blinds: Iterable[str] = ()) -> list[OptOutView]:
     """Active opt-outs of these participants that cover this meeting for `purpose`.
 
-    Matches by object id and normalised e-mail/UPN only; display names are never looked at.
-    An empty list means no opt-out applies — it says nothing about unidentifiable participants,
-    which the gate must treat as unknown (fail closed).
+    Matches the participants' own object ids and addresses plus `blinds` (every identifier the
+    directory knows for them: `people.resolve_participants`) against every identifier of every
+    opt-out; display names are never looked at. An empty list means no opt-out applies — it
+    says nothing about unresolved participants, which the gate must treat as unknown.
     """
     if purpose not in PURPOSES:
         raise InputError(f"purpose: expected recording or transcription (got {purpose!r})")
+    return _views(app, session, matching_rows(app, session, participants, meeting,
+                                              purpose=purpose, blinds=blinds))
+
+
+def matching_rows(app: AppContext, session: Session, participants: Sequence[Participant],
+                  meeting: MeetingRef, *, purpose: str, blinds: Iterable[str] = ()) -> list[OptOut]:
+    """`matching` without decrypting anything (what the store's last check needs)."""
     vault = app.vault
-    emails = sorted({vault.blind_email(p.email) for p in participants if p.email})
-    oids = sorted({vault.blind_object_id(p.object_id) for p in participants if p.object_id})
-    if not emails and not oids:
+    values = set(blinds)
+    for p in participants:
+        values.update(vault.blind_identities(email=p.email, object_id=p.object_id))
+    if not values:
         return []
     start, end = _aware(meeting.start), _aware(meeting.end)
     if start and end and end < start:
         start, end = end, start
-    keys = meeting_keys(vault, meeting.meeting_id, meeting.join_url)
+    keys = meeting_keys(vault, meeting.meeting_id, meeting.join_url, meeting.join_meeting_id)
     found: dict[str, OptOut] = {}
-    # One query per blind column and chunk, each on its own index; what a person's own few
-    # opt-outs say about this meeting is then decided in Python (`applies`).
-    for column, values in (("email_blind", emails), ("object_id_blind", oids)):
-        for chunk in _chunks(values):
+    ordered = sorted(values)
+    # One query per chunk on each index (the identifier table; the registered columns too, so
+    # a row written by any path matches); what a person's few opt-outs say about this meeting
+    # is then decided in Python (`applies`).
+    for column in ("identifier", "email_blind", "object_id_blind"):
+        for chunk in _chunks(ordered):
             for row in session.exec(identity_query(column, chunk)).all():
                 if row.id not in found and applies(row, keys=keys, start=start, end=end,
                                                    purpose=purpose):
                     found[row.id] = row
-    rows = sorted(found.values(), key=lambda r: (r.created_at, r.id))
-    return _views(app, session, rows)
+    return sorted(found.values(), key=lambda r: (r.created_at, r.id))

@@ -1,5 +1,11 @@
 """One recording through every state, top to bottom: discover → resolve participants → decide →
-download → (decide again) → transcribe → encrypt and store.
+download → (decide again) → transcribe → (check once more, inside the store's transaction) →
+encrypt and store.
+
+Who was there is read again for every decision: the meeting and this recording's attendance
+from Graph, every identifier of each person from the directory (`people`). The last check runs
+in the transaction that stores the transcript, after waiting on the registry version
+(`optout_identities.lock_registry`): an opt-out registered at any moment before the store wins.
 
 Each step is a function; each state change is one transaction with its audit entry, so after a
 crash every recording resumes from its last durable state. Work is claimed with a lease
@@ -29,22 +35,24 @@ from meeting_governance.context import AppContext, worker_identity
 from meeting_governance.diarization import Diarization
 from meeting_governance.errors import DatabaseError, GovernanceError, GraphError, TranscriptionError
 from meeting_governance.gate import Decision, Verdict, decide
+from meeting_governance.gate_inputs import (
+    Attendance,
+    gate,
+    last_check,
+    remember_participants,
+    who_was_there,
+)
 from meeting_governance.graph import (
     Discovery,
     GraphClient,
-    MeetingInfo,
     discover,
     download_recording,
-    resolve_participants,
 )
-from meeting_governance.graph.participants import GAP_NO_ATTENDANCE
-from meeting_governance.graph.recordings import group_organizers
-from meeting_governance.identity import Participant
-from meeting_governance.models import DeltaLink, Recording, RecordingParticipant, Transcript
+from meeting_governance.graph.recordings import group_organizers, link_fingerprint
+from meeting_governance.models import DeltaLink, Recording, Transcript
 from meeting_governance.observability import METRICS
-from meeting_governance.optouts import MeetingRef, matching
 from meeting_governance.states import IN_FLIGHT, State, transition
-from meeting_governance.store import NewTranscript, participant_blinds, store_transcript
+from meeting_governance.store import NewTranscript, store_transcript
 from meeting_governance.transcribe import Transcriber, TranscriptResult
 
 log = logging.getLogger(__name__)
@@ -117,17 +125,31 @@ class PollReport:
     new: int
     seen: int
     errors: tuple[str, ...]
+    restarted: tuple[str, ...] = ()  # organisers whose discovery started a new round
+
+
+def _discovery_start(app: AppContext, stored: DeltaLink | None, now: datetime) -> datetime:
+    """Where a new round starts: `lookback_days` ago, or earlier if the last successful poll
+    was (an outage longer than the look-back must not lose the recordings made during it)."""
+    start = now - timedelta(days=app.settings.graph.lookback_days)
+    if stored is not None and stored.updated_at < start:
+        return stored.updated_at - timedelta(hours=1)
+    return start
 
 
 def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | None = None,
-         progress: Callable[[int, int], None] | None = None) -> PollReport:
+         progress: Callable[[int, int], None] | None = None,
+         restart: bool = False) -> PollReport:
     """One discovery pass: new recordings become rows (idempotent on the Graph id).
 
     Per organiser, the new rows and the new delta link commit together: a crash never stores a
-    delta link whose recordings were not stored, so nothing is skipped.
+    delta link whose recordings were not stored, so nothing is skipped. A stored link built
+    under another configuration (or every link, with `restart`) is not replayed: a new round
+    starts, with a log line, a metric and an audit entry.
     """
     new = seen = 0
     errors: list[str] = []
+    restarted: list[str] = []
     scope = list(organizers if organizers is not None else app.settings.graph.organizers)
     group_id = app.settings.graph.organizer_group_id
     if organizers is None and group_id:
@@ -136,21 +158,34 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
         except GraphError as exc:
             errors.append(f"organiser group {group_id}: {exc}")
     now = app.clock.now()
-    start = now - timedelta(days=app.settings.graph.lookback_days)
+    settings = app.settings.graph
     for index, organizer_id in enumerate(scope, start=1):
+        fingerprint = link_fingerprint(settings.base_url, organizer_id, settings.lookback_days)
         with app.session() as session:
             stored = session.get(DeltaLink, organizer_id)
-            link = stored.link if stored else None
+        link, reason = (stored.link if stored else None), None
+        if stored is not None and restart:
+            link, reason = None, "restart requested (poll --restart)"
+        elif stored is not None and stored.fingerprint != fingerprint:
+            link, reason = None, ("the stored delta link was built under another configuration "
+                                  "(graph.base_url, graph.lookback_days or the request template)")
         try:
-            found = discover(graph, organizer_id, delta_link=link, start=start, end=now)
+            found = discover(graph, organizer_id, delta_link=link, restart_reason=reason,
+                             start=_discovery_start(app, stored, now))
         except GraphError as exc:
             errors.append(f"organiser {organizer_id}: {exc}")
             log.warning("discovery failed", extra={"organizer": organizer_id, "code": exc.code,
                                                     "status": exc.status})
             METRICS.errors.labels(kind="discovery").inc()
             continue
+        if found.restarted:
+            restarted.append(organizer_id)
+            log.warning("discovery restarted", extra={"organizer": organizer_id,
+                                                      "reason": found.restarted})
+            METRICS.discovery_restarts.inc()
         try:
-            new, seen = _store_discovery(app, organizer_id, found, now, errors, new, seen)
+            new, seen = _store_discovery(app, organizer_id, found, now, errors, new, seen,
+                                         fingerprint)
         except DatabaseError as exc:
             errors.append(f"organiser {organizer_id}: {exc}")
             log.warning("storing discovered recordings failed", extra={"organizer": organizer_id})
@@ -158,12 +193,13 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
         if progress:
             progress(index, len(scope))
     log.info("poll done", extra={"organizers": len(scope), "new": new, "seen": seen,
-                                 "errors": len(errors)})
-    return PollReport(len(scope), new, seen, tuple(errors))
+                                 "errors": len(errors), "restarted": len(restarted)})
+    return PollReport(len(scope), new, seen, tuple(errors), tuple(restarted))
 
 
 def _store_discovery(app: AppContext, organizer_id: str, found: Discovery, now: datetime,
-                     errors: list[str], new: int, seen: int) -> tuple[int, int]:
+                     errors: list[str], new: int, seen: int,
+                     fingerprint: str | None = None) -> tuple[int, int]:
     """One organiser's new rows and its new delta link, in one transaction."""
     with app.session() as session:
         existing = set(session.exec(select(Recording.graph_recording_id).where(
@@ -183,7 +219,7 @@ def _store_discovery(app: AppContext, organizer_id: str, found: Discovery, now: 
             call_id = ref.call_id if ref.call_id and len(ref.call_id) <= 200 else None
             rec = Recording(graph_recording_id=ref.recording_id, meeting_id=ref.meeting_id,
                             organizer_id=organizer_id, call_id=call_id,
-                            recorded_at=ref.created, meeting_end=ref.end,
+                            recorded_at=ref.created, recording_end=ref.end, meeting_end=ref.end,
                             first_seen_at=now, updated_at=now)
             try:
                 with session.begin_nested():
@@ -195,14 +231,19 @@ def _store_discovery(app: AppContext, organizer_id: str, found: Discovery, now: 
             new += 1
             app.audit(session, "recording.discovered", target_type="recording",
                       target_id=str(rec.id), actor=f"worker:{worker_identity()}")
+        if found.restarted:
+            app.audit(session, "discovery.restarted", target_type="organizer",
+                      target_id=organizer_id, actor=f"worker:{worker_identity()}",
+                      reason=found.restarted)
         if found.delta_link:
             if stored := session.get(DeltaLink, organizer_id):
                 stored.link = found.delta_link
                 stored.updated_at = now
+                stored.fingerprint = fingerprint
                 session.add(stored)
             else:
                 session.add(DeltaLink(organizer_id=organizer_id, link=found.delta_link,
-                                      updated_at=now))
+                                      updated_at=now, fingerprint=fingerprint))
     return new, seen
 
 
@@ -291,11 +332,6 @@ def _remove_media(app: AppContext, recording_id: int) -> None:
     shutil.rmtree(_media_dir(app, recording_id), ignore_errors=True)
 
 
-def _deadline(app: AppContext, rec: Recording) -> datetime:
-    anchor = rec.meeting_end or rec.recorded_at or rec.first_seen_at
-    return anchor + app.settings.participants_deadline
-
-
 def _retry_delay(app: AppContext, attempts: int) -> timedelta:
     base = app.settings.daemon.retry_base_seconds
     return timedelta(seconds=min(base * (2 ** max(attempts - 1, 0)), 6 * 3600))
@@ -307,28 +343,6 @@ def _load(session: Session, recording_id: int, worker: str) -> Recording | None:
     if rec is None or rec.lease_owner != worker:
         return None  # lost our lease: another worker has it now
     return rec
-
-
-def _gate(app: AppContext, session: Session, rec: Recording, info: MeetingInfo | None,
-          lookup_failed: str | None) -> Decision:
-    """Gather the gate's inputs from the registry. An opt-out of recording or of transcription
-    both stop us: we only ever fetch media in order to transcribe it."""
-    participants: Sequence[Participant] = info.participants if info else ()
-    matched: set[str] = set()
-    if info is not None:
-        ref = MeetingRef(meeting_id=rec.meeting_id, join_url=info.join_url,
-                         start=info.start or rec.meeting_start, end=info.end or rec.meeting_end)
-        for purpose in ("recording", "transcription"):
-            matched.update(o.id for o in matching(app, session, participants, ref, purpose=purpose))
-    return decide(
-        participants=participants,
-        attendance_known=info is not None and GAP_NO_ATTENDANCE not in info.gaps,
-        matched_optout_ids=sorted(matched),
-        allow_anonymous=app.settings.gate.allow_anonymous,
-        now=app.clock.now(),
-        deadline=_deadline(app, rec),
-        lookup_failed=lookup_failed,
-    )
 
 
 def _apply_decision(app: AppContext, session: Session, rec: Recording, decision: Decision,
@@ -378,37 +392,28 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         if rec is None:
             return Outcome(recording_id, "lost-lease", "another worker took this recording over")
         organizer_id, meeting_id, graph_id = rec.organizer_id, rec.meeting_id, rec.graph_recording_id
+        window = (rec.recorded_at, rec.recording_end)
     _remove_media(app, recording_id)  # leftovers of a worker that died holding this item
 
     # 1-3. Resolve participants and decide, before any byte of media is requested.
-    info: MeetingInfo | None = None
-    lookup_failed: str | None = None
-    try:
-        info = resolve_participants(services.graph, organizer_id, meeting_id)
-    except GraphError as exc:
-        lookup_failed = f"participants could not be read from Graph ({exc.code or exc.status or 'error'})"
+    seen = who_was_there(app, services.graph, organizer_id, meeting_id, window)
     with app.session() as session:
         rec = _load(session, recording_id, worker)
         if rec is None:
             return Outcome(recording_id, "lost-lease", "another worker took this recording over")
-        decision = _gate(app, session, rec, info, lookup_failed)
+        decision = gate(app, session, rec, seen)
         stopped = _apply_decision(app, session, rec, decision, actor)
         if stopped:
             log.info("gate stopped recording", extra={"recording": recording_id,
                                                       "verdict": decision.verdict.value})
             return stopped
+        info = seen.info
         assert info is not None
-        if info.start:
-            rec.meeting_start = info.start
-        if info.end:
-            rec.meeting_end = info.end
+        ref = seen.meeting_ref(rec)
+        rec.meeting_start, rec.meeting_end = ref.start, ref.end
         if info.subject and rec.subject_item is None:
             rec.subject_item = app.vault.seal_text(session, info.subject, purpose="subject")
-        for blind in sorted(participant_blinds(app, info.participants)):
-            if session.exec(select(RecordingParticipant.id).where(
-                    col(RecordingParticipant.recording_id) == recording_id,
-                    col(RecordingParticipant.blind) == blind)).first() is None:
-                session.add(RecordingParticipant(recording_id=recording_id, blind=blind))
+        remember_participants(session, recording_id, seen.blinds)
         transition(app, session, rec, State.DOWNLOADING, reason=decision.reason, actor=actor)
 
     # 4. Download into a private staging directory.
@@ -428,16 +433,19 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         return _fail(app, recording_id, worker, exc, retryable=True)
 
     try:
-        # 5. Decide again just before transcription: an opt-out registered meanwhile wins.
+        # 5. Decide again just before transcription, on participants read again: an opt-out
+        # registered meanwhile, or an attendance report revised meanwhile, wins.
+        seen = who_was_there(app, services.graph, organizer_id, meeting_id, window)
         with app.session() as session:
             rec = _load(session, recording_id, worker)
             if rec is None:
                 return Outcome(recording_id, "lost-lease", "another worker took this recording over")
-            decision = _gate(app, session, rec, info, None)
+            decision = gate(app, session, rec, seen)
             if decision.verdict is not Verdict.ALLOW:
                 stopped = _apply_decision(app, session, rec, decision, actor)
                 assert stopped is not None
                 return stopped
+            remember_participants(session, recording_id, seen.blinds)
             rec.media_sha256 = media.sha256
             rec.media_bytes = media.size
             transition(app, session, rec, State.TRANSCRIBING, actor=actor, sha256=media.sha256)
@@ -457,30 +465,45 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         except TranscriptionError as exc:
             return _fail(app, recording_id, worker, exc, retryable=True)
 
-        # 7. Encrypt and store — only if we still hold the lease (exactly once).
-        return _store(app, recording_id, worker, info, result)
+        # 7. Check once more and store, in one transaction — only if we still hold the lease.
+        return _store(app, recording_id, worker, seen, result)
     finally:
         _remove_media(app, recording_id)
 
 
-def _store(app: AppContext, recording_id: int, worker: str, info: MeetingInfo,
+def _store(app: AppContext, recording_id: int, worker: str, seen: Attendance,
            result: TranscriptResult) -> Outcome:
+    info = seen.info
+    assert info is not None
     with app.session() as session:
         rec = _load(session, recording_id, worker)
         if rec is None or rec.state != State.TRANSCRIBING.value:
             return Outcome(recording_id, "lost-lease", "another worker took this recording over")
+        opted_out = last_check(app, session, rec, seen)
+        if opted_out:
+            decision = decide(participants=seen.participants, attendance_known=True,
+                              matched_optout_ids=opted_out, allow_anonymous=False,
+                              now=app.clock.now(), deadline=app.clock.now())
+            transition(app, session, rec, State.BLOCKED, reason=decision.reason,
+                       actor=f"worker:{worker}", optouts=",".join(decision.optout_ids),
+                       at="store")
+            log.info("opt-out registered during transcription: not stored",
+                     extra={"recording": recording_id})
+            return Outcome(recording_id, rec.state, rec.reason)
         if session.exec(select(Transcript.id).where(
                 col(Transcript.recording_id) == recording_id)).first() is not None:
             transition(app, session, rec, State.STORED, reason="already stored",
                        actor=f"worker:{worker}")
             return Outcome(recording_id, rec.state, rec.reason)
-        meeting_end = info.end or rec.meeting_end or rec.recorded_at or app.clock.now()
+        ref = seen.meeting_ref(rec)
+        meeting_end = ref.end or rec.recorded_at or app.clock.now()
         assignment = retention.assign(app.settings.retention, organizer_id=rec.organizer_id,
                                       groups=(), meeting_end=meeting_end)
         row = store_transcript(app, session, NewTranscript(
             recording_id=recording_id, meeting_id=rec.meeting_id, organizer_id=rec.organizer_id,
-            meeting_start=info.start or rec.meeting_start, meeting_end=meeting_end,
-            subject=info.subject, participants=info.participants,
+            meeting_start=ref.start, meeting_end=meeting_end,
+            subject=info.subject, participants=seen.participants,
+            identifier_blinds=seen.blinds,
             content_json=formats.to_json(result), language=result.language,
             duration_s=result.duration, model=result.model,
             retention_policy=assignment.policy, retain_until=assignment.retain_until))

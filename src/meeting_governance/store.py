@@ -38,6 +38,9 @@ class NewTranscript:
     model: str
     retention_policy: str
     retain_until: datetime | None
+    # Every identifier of every participant (the directory's, as blind values): the blind
+    # index then finds this transcript under any address of a person, or their object id.
+    identifier_blinds: frozenset[str] = frozenset()
 
 
 def participant_blinds(app: AppContext, participants: Sequence[Participant]) -> set[str]:
@@ -70,7 +73,7 @@ def store_transcript(app: AppContext, session: Session, new: NewTranscript, *,
     )
     session.add(row)
     session.flush()
-    for blind in sorted(participant_blinds(app, new.participants)):
+    for blind in sorted(participant_blinds(app, new.participants) | new.identifier_blinds):
         session.add(TranscriptParticipant(transcript_id=tid, blind=blind))
     return row
 

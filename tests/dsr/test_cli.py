@@ -53,23 +53,23 @@ def invoke(cli: CliRunner, *args: str, app: typer.Typer = cli_app,
 
 
 def test_export_erase_list_close(cli: CliRunner, seeded: dict[str, str], tmp_path: Path) -> None:
-    code, out, exc = invoke(cli, "dsr", "export", "--email", ALICE)
+    code, out, exc = invoke(cli, "dsr", "export", "--offline", "--email", ALICE)
     assert code == 0, exc
     bundles = list(tmp_path.glob("DSR-*.zip"))
     assert len(bundles) == 1 and "1 transcripts" in out
     with zipfile.ZipFile(bundles[0]) as bundle:
         manifest = json.loads(bundle.read("manifest.json"))
     assert [m["transcript_id"] for m in manifest["meetings"]] == [seeded["alice"]]
-    code, out, exc = invoke(cli, "dsr", "export", "--email", ALICE, "--out", "x.zip", "--json")
+    code, out, exc = invoke(cli, "dsr", "export", "--offline", "--email", ALICE, "--out", "x.zip", "--json")
     assert code == 0, exc
     assert json.loads(out)["transcript_ids"] == [seeded["alice"]]
 
-    code, out, exc = invoke(cli, "dsr", "erase", "--email", ALICE, "--dry-run", "--json")
+    code, out, exc = invoke(cli, "dsr", "erase", "--offline", "--email", ALICE, "--dry-run", "--json")
     assert code == 0, exc
     assert json.loads(out)["erased"] == [seeded["alice"]] and json.loads(out)["dry_run"]
-    code, out, exc = invoke(cli, "dsr", "erase", "--email", ALICE, input="n\n")
+    code, out, exc = invoke(cli, "dsr", "erase", "--offline", "--email", ALICE, input="n\n")
     assert code == 1  # declined: nothing happened
-    code, out, exc = invoke(cli, "dsr", "erase", "--email", ALICE, "--reference", "E-1",
+    code, out, exc = invoke(cli, "dsr", "erase", "--offline", "--email", ALICE, "--reference", "E-1",
                             input="y\n")
     assert code == 0, exc
     assert "E-1: erased 1 transcripts" in out

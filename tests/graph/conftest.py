@@ -39,8 +39,10 @@ def emulator_session(tmp_path_factory: pytest.TempPathFactory,
 def emulator(emulator_session: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_session.faults.reset()
     emulator_session.requests.clear()
+    emulator_session.reset_directory()
     yield emulator_session
     emulator_session.faults.reset()
+    emulator_session.reset_directory()
 
 
 class SleepRecorder:
@@ -77,3 +79,21 @@ def make_client(emulator: EmulatorServer,
 @pytest.fixture
 def client(make_client: Callable[..., GraphClient]) -> GraphClient:
     return make_client()
+
+
+@pytest.fixture
+def cli_against(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Point the command line (MG_* variables) at an installation and this emulator."""
+
+    def point(app: Any) -> None:
+        graph = emulator.graph_settings()
+        values = {"HOME": str(app.settings.home), "DATABASE__URL": app.settings.database_url,
+                  "GRAPH__TENANT_ID": graph.tenant_id, "GRAPH__CLIENT_ID": graph.client_id,
+                  "GRAPH__CLIENT_SECRET": graph.client_secret,
+                  "GRAPH__AUTHORITY_HOST": graph.authority_host,
+                  "GRAPH__BASE_URL": graph.base_url, "GRAPH__CA_BUNDLE": graph.ca_bundle,
+                  "GRAPH__ORGANIZERS": ",".join(graph.organizers)}
+        for key, value in values.items():
+            monkeypatch.setenv(f"MG_{key}", value)
+
+    return point

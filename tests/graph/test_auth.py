@@ -31,11 +31,31 @@ def test_token_is_acquired_once_and_reused(emulator, client):
     assert client.calls["meeting"] == 4
 
 
-def test_each_client_has_its_own_cache(emulator, make_client):
-    for _ in range(2):
+def test_clients_of_one_process_share_one_msal_app_and_token(emulator, make_client):
+    """A daemon makes a client per poll: that must not cost a sign-in each time."""
+    for _ in range(3):
         fresh = make_client()
         fresh.get_json(_meeting_url(fresh))
+        fresh.close()
+    assert len(emulator.requests.token_requests()) == 1
+    assert len(emulator.requests.openid_requests()) == 1
+
+
+def test_other_sign_in_settings_get_their_own_msal_app(emulator, make_client):
+    make_client().get_json(_meeting_url(make_client()))
+    other = make_client(client_secret="", certificate_path=emulator.client_certificate_path,
+                        certificate_thumbprint=emulator.client_certificate_thumbprint)
+    other.get_json(_meeting_url(other))
     assert len(emulator.requests.token_requests()) == 2
+    assert len(emulator.requests.openid_requests()) == 2
+
+
+def test_a_failed_sign_in_is_not_shared(emulator, make_client):
+    wrong = make_client(tenant_id="no-such-tenant")
+    with pytest.raises(GraphError):
+        wrong.get_json(_meeting_url(wrong))
+    right = make_client()
+    assert right.get_json(_meeting_url(right))["id"] == MEETING_FULL
 
 
 def test_certificate_with_thumbprint_signs_in(emulator, make_client):

@@ -1,14 +1,17 @@
-"""Discovery through getAllRecordings(…)/delta: paging, delta rounds, duplicates, odd ids."""
+"""Discovery through getAllRecordings(…)/delta: paging, delta rounds, duplicates, odd ids, and
+links Graph rejects (expired, reset, another host) that start a new round."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 
 from meeting_governance.errors import GraphError
 from meeting_governance.graph import discover, group_organizers
 from meeting_governance.graph.emulator import Recording
+from meeting_governance.graph.recordings import all_recordings_url
 
 from .emulator_scenario import (
     GROUP,
@@ -21,8 +24,8 @@ from .emulator_scenario import (
 )
 
 
-def _discover(client, organizer=ORG_A, delta_link=None, window=WINDOW):
-    return discover(client, organizer, delta_link=delta_link, start=window[0], end=window[1])
+def _discover(client, organizer=ORG_A, delta_link=None, start=WINDOW[0]):
+    return discover(client, organizer, delta_link=delta_link, start=start)
 
 
 def test_first_poll_pages_through_every_next_link_verbatim(emulator, client):
@@ -35,6 +38,8 @@ def test_first_poll_pages_through_every_next_link_verbatim(emulator, client):
     first, *rest = calls
     assert first.path.startswith(f"/v1.0/users/{ORG_A}/onlineMeetings/getAllRecordings(")
     assert "meetingOrganizerUserId=" in first.path and "startDateTime=" in first.path
+    # Microsoft's documented template: no end, which Graph would freeze into every link.
+    assert "endDateTime" not in unquote(first.path) and first.path.endswith(")/delta")
     # The server's links use another form; the client followed them as given.
     assert all(r.path.startswith(f"/v1.0/users('{ORG_A}')/") for r in rest)
     assert all(r.query.startswith("skipToken=") for r in rest)
@@ -76,16 +81,83 @@ def test_duplicates_across_pages_are_removed(emulator, client):
     assert len(ids) == len(set(ids)) == 5
 
 
-def test_time_window_is_passed_to_graph(client):
-    window = (datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC))
-    found = _discover(client, window=window)
-    assert [r.recording_id for r in found.recordings] == ["VjIj-rec-2=", "VjIj-rec-3="]
+def test_start_of_the_window_is_passed_to_graph(client):
+    found = _discover(client, start=datetime(2026, 11, 3, tzinfo=UTC))
+    assert [r.recording_id for r in found.recordings] == [
+        "VjIj-rec-2=", "VjIj-rec-3=", "VjIj-rec-4=", ODD_RECORDING]
 
 
 def test_naive_datetimes_are_refused(client):
     with pytest.raises(ValueError, match="timezone-aware"):
-        discover(client, ORG_A, delta_link=None, start=datetime(2026, 1, 1),
-                 end=datetime(2027, 1, 1))
+        discover(client, ORG_A, delta_link=None, start=datetime(2026, 1, 1))
+
+
+def test_recordings_created_after_the_first_poll_keep_arriving(emulator, client):
+    """The day-one freeze: every later round must see recordings newer than the first poll."""
+    first = _discover(client, organizer=ORG_B)
+    link = first.delta_link
+    for day in (1, 2, 30):
+        created = datetime.now(UTC) + timedelta(days=day)  # later than anything polled so far
+        emulator.add_recording(Recording(id=f"VjIj-later-{day}=", meeting="MSo-many#==",
+                                         media="clip.mp4", created=created))
+        found = _discover(client, organizer=ORG_B, delta_link=link)
+        assert [r.recording_id for r in found.recordings] == [f"VjIj-later-{day}="]
+        assert found.restarted is None
+        link = found.delta_link
+
+
+def test_an_end_date_in_the_first_request_would_freeze_the_window(emulator, client):
+    """Why the first request has no end: Graph keeps it in the state token of every link
+    (the emulator models what Microsoft documents for getAllRecordings delta)."""
+    now = datetime.now(UTC)
+    frozen = all_recordings_url(client, ORG_B, start=WINDOW[0]).replace(
+        ")/delta", f",endDateTime={now:%Y-%m-%dT%H:%M:%SZ})/delta")
+    _, link = client.get_all(frozen, kind="discovery")
+    emulator.add_recording(Recording(id="VjIj-never=", meeting="MSo-many#==", media="clip.mp4",
+                                     created=now + timedelta(hours=1)))
+    items, _ = client.get_all(link, kind="discovery")
+    assert items == []
+
+
+@pytest.mark.parametrize("break_it", ["reset", "expire"])
+def test_a_link_graph_rejects_starts_a_new_round(emulator, client, break_it):
+    first = _discover(client)
+    if break_it == "reset":
+        emulator.reset_sync_state()  # 410 Gone, as after maintenance of the tenant
+    else:
+        emulator.expire_delta_tokens_after(0)  # 400 syncStateNotFound
+    try:
+        emulator.requests.clear()
+        again = _discover(client, delta_link=first.delta_link)
+    finally:
+        emulator.expire_delta_tokens_after(None)
+    assert again.restarted and "rejected the stored delta link" in again.restarted
+    assert ("410" if break_it == "reset" else "syncStateNotFound") in again.restarted
+    assert len(again.recordings) == 5  # the whole window again; rows are idempotent
+    assert again.delta_link and again.delta_link != first.delta_link
+    statuses = [r.status for r in emulator.requests.graph_requests()]
+    assert statuses[0] in (400, 410) and set(statuses[1:]) == {200}
+
+
+def test_a_link_to_another_host_is_never_followed(emulator, client):
+    first = _discover(client)
+    elsewhere = first.delta_link.replace(emulator.authority_host, "https://graph.example.net")
+    emulator.requests.clear()
+    again = _discover(client, delta_link=elsewhere)
+    assert again.restarted and "another host" in again.restarted
+    assert len(again.recordings) == 5
+    first_call = emulator.requests.graph_requests()[0]
+    assert first_call.path.startswith(f"/v1.0/users/{ORG_A}/onlineMeetings/getAllRecordings(")
+    assert not first_call.query  # a new round, not the stored link replayed here
+
+
+def test_a_server_error_keeps_the_stored_link(emulator, make_client):
+    client = make_client(max_retries=0)
+    first = _discover(client)
+    emulator.faults.set(unavailable_count=1)
+    with pytest.raises(GraphError) as info:
+        _discover(client, delta_link=first.delta_link)
+    assert info.value.retryable and info.value.status == 503
 
 
 def test_odd_ids_round_trip(client):

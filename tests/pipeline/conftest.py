@@ -21,6 +21,7 @@ from meeting_governance.graph.emulator import (
     EmulatorServer,
     Meeting,
     Organizer,
+    Person,
     Recording,
     Scenario,
 )
@@ -90,10 +91,12 @@ def build_scenario() -> Scenario:
     recordings = tuple(
         Recording(id=recording_id(k), meeting=meeting_id(k), media=m, content_type="video/mp4",
                   created=END, end=END, call_id=f"call-{k}") for k, m in media.items())
+    people = (Person(id=MEMBER, display_name="Casey Member", upn=MEMBER_MAIL, mail=MEMBER_MAIL),
+              Person(id=OPTED, display_name="Dana Optout", upn=OPTED_MAIL, mail=OPTED_MAIL))
     return Scenario(tenant_id=TENANT, client_id="pipeline-client", client_secret="pipeline-secret",
                     page_size=2, organizers=(Organizer(id=ORG, upn=ORG_MAIL,
                                                        display_name="Alex Organiser"),),
-                    meetings=meetings, recordings=recordings)
+                    meetings=meetings, recordings=recordings, people=people)
 
 
 @pytest.fixture(scope="session")

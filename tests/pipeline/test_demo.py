@@ -22,10 +22,12 @@ def test_demo_runs_the_whole_pipeline_and_explains_the_outcome(tmp_path: Path) -
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert "Registered 2 sample opt-outs" in out
-    assert "Discovered 7 recordings" in out
+    assert "The directory resolved them to every address of each person" in out
+    assert "Discovered 8 recordings" in out
     assert out.count("│ stored ") == 2
-    assert "opted out (1 opt-out)" in out
+    assert "opted out (1 opt-out)" in out  # Dana: by alias, shown to Teams by object id only
     assert "participants unknown" in out
+    assert "only other occurrences" in out  # the stand-up recorded on a day without a report
     assert "TranscriptionError" in out  # the corrupt upload fails clearly
     assert "kittens" in out.lower()  # the spoken words of sample-1
     assert "Media downloads requested from Graph: 3" in out

@@ -219,8 +219,9 @@ def test_token_expiry_mid_download_refreshes_once(sqlite_env: Env) -> None:
     e.emulator.requests.clear()
     e.emulator.faults.set(expire_token_count=1, match=OK_CONTENT)
     process(e.app, e.services, limit=20)
-    # One token for the new worker's client, one refresh after the 401 — not one per request.
-    assert len(e.emulator.requests.token_requests()) == 2
+    # The worker reuses the process's token (the poll signed in: one msal app per process);
+    # one refresh after the 401 — not one per request, not one per client.
+    assert len(e.emulator.requests.token_requests()) == 1
     assert content_statuses(e, "ok") == [401, 200]
     assert row(e, "ok").attempts == 0
     assert_baseline(e)
@@ -237,7 +238,7 @@ def test_token_refused_twice_fails_retryable_without_a_refresh_loop(sqlite_env: 
     assert ok.state == "failed" and ok.attempts == 1
     assert "HTTP 401 InvalidAuthenticationToken" in ok.reason
     assert content_statuses(e, "ok") == [401, 401]
-    assert len(e.emulator.requests.token_requests()) == 2
+    assert len(e.emulator.requests.token_requests()) == 1  # one refresh, then no loop
     assert staging_files(e) == []
 
     make_due(e)

@@ -59,7 +59,7 @@ def test_hold_commands(app: AppContext, run) -> None:  # type: ignore[no-untyped
     row = make_transcript(app)
     made = run("hold", "set", row.id, "--reason", "complaint from a participant")
     assert "hold" in made.stdout
-    person = json.loads(run("hold", "set", "--email", ALICE, "--reason", "litigation",
+    person = json.loads(run("hold", "set", "--offline", "--email", ALICE, "--reason", "litigation",
                             "--json").stdout)
     assert person["kind"] == "person" and person["covered"] == 1
     listed = json.loads(run("hold", "list", "--json").stdout)

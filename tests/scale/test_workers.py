@@ -26,6 +26,7 @@ from meeting_governance.graph.emulator import (
     EmulatorServer,
     Meeting,
     Organizer,
+    Person,
     Scenario,
 )
 from meeting_governance.graph.emulator import (
@@ -64,7 +65,9 @@ def many_recordings() -> Scenario:
                                        content_type="video/mp4", created=start, end=start))
     return Scenario(tenant_id="t", client_id="c", client_secret="s", page_size=7,
                     organizers=(Organizer(id=ORG, upn="alex@contoso.example"),),
-                    meetings=tuple(meetings), recordings=tuple(recordings))
+                    meetings=tuple(meetings), recordings=tuple(recordings),
+                    people=(Person(id=MEMBER, upn="casey@contoso.example",
+                                   mail="casey@contoso.example"),))
 
 
 def _counts(db: str) -> tuple[dict[str, int], list[Recording]]:

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from meeting_governance import dsr
 from meeting_governance.cliutil import app_context, console, err_console, group, print_json, print_table
+from meeting_governance.commands.directory import OFFLINE_HELP, identity_for, registration_for
 from meeting_governance.errors import InputError
 
 dsr_app = group(help="Data-subject requests: open, export, erase, withdraw, list, close.",
@@ -60,11 +61,15 @@ def dsr_export(
                                     "REFERENCE.zip here; never overwritten)."),
     reference: str | None = typer.Option(None, "--reference", help=_REF),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
 ) -> None:
     """Access: a zip of everything held about a person (opt-outs, transcripts of the meetings
-    they attended, decrypted, as JSON and WebVTT). Every decryption is audited."""
+    they attended, decrypted, as JSON and WebVTT), under every identifier the directory knows
+    for them. Every decryption is audited."""
     who = dsr.subject(email, object_id)
     app = app_context(ctx)
+    identity = identity_for(app, email=who.email, object_id=who.object_id, offline=offline)
+    err_console.print(identity.note, markup=False)
     target = out
     if target is None:
         if reference:
@@ -74,8 +79,8 @@ def dsr_export(
                 row = dsr.open_request(app, session, "access", email=who.email,
                                        object_id=who.object_id)
             reference, target = row.reference, Path(f"{row.reference}.zip")
-    report = dsr.export_person(app, email=who.email, object_id=who.object_id, out=target,
-                               reference=reference)
+    report = dsr.export_person(app, identity, email=who.email, object_id=who.object_id,
+                               out=target, reference=reference)
     if as_json:
         print_json(report)
         return
@@ -94,12 +99,16 @@ def dsr_erase(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     reference: str | None = typer.Option(None, "--reference", help=_REF),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP),
 ) -> None:
-    """Erasure: crypto-shred the transcripts of every meeting the person attended (as the purge
-    does), except those under legal hold, which are listed with their reasons."""
+    """Erasure: crypto-shred the transcripts of every meeting the person attended, under any of
+    their identifiers (as the purge does), except those under legal hold, which are listed
+    with their reasons."""
     who = dsr.subject(email, object_id)
     app = app_context(ctx)
-    preview = dsr.erase_person(app, email=who.email, object_id=who.object_id,
+    identity = identity_for(app, email=who.email, object_id=who.object_id, offline=offline)
+    err_console.print(identity.note, markup=False)
+    preview = dsr.erase_person(app, identity, email=who.email, object_id=who.object_id,
                                reference=reference, dry_run=True)
     if dry_run:
         _show_erasure(preview, as_json)
@@ -110,7 +119,7 @@ def dsr_erase(
                              f"{'s' if len(preview.erased) != 1 else ''} for good "
                              f"({len(preview.held)} under legal hold are kept)?", err=True):
             raise typer.Exit(1)
-    report = dsr.erase_person(app, email=who.email, object_id=who.object_id,
+    report = dsr.erase_person(app, identity, email=who.email, object_id=who.object_id,
                               reference=reference)
     _show_erasure(report, as_json)
 
@@ -140,12 +149,20 @@ def dsr_withdraw(
     object_id: str | None = typer.Option(None, "--object-id", help=_OID),
     name: str | None = typer.Option(None, "--name", help="The person's name (for display)."),
     reference: str | None = typer.Option(None, "--reference", help=_REF),
+    offline: bool = typer.Option(False, "--offline", help="Do not ask the directory: the "
+                                 "opt-out matches the identity given until the daemon "
+                                 "resolves it."),
 ) -> None:
-    """Withdrawal of consent: an opt-out from every meeting (recording and transcription)."""
+    """Withdrawal of consent: an opt-out from every meeting (recording and transcription),
+    matching every identifier the directory knows for the person."""
     who = dsr.subject(email, object_id)
     app = app_context(ctx)
-    report = dsr.withdraw_consent(app, email=who.email, object_id=who.object_id, name=name,
-                                  reference=reference)
+    registration, why_not = (None, "--offline") if offline else \
+        registration_for(app, email=who.email, object_id=who.object_id)
+    err_console.print(f"Resolves to: {registration.who.line()}" if registration
+                      else f"Not resolved: {why_not}", markup=False)
+    report = dsr.withdraw_consent(app, registration, email=who.email, object_id=who.object_id,
+                                  name=name, reference=reference)
     console.print(f"{report.reference}: opt-out {report.optout_id} added (all meetings).",
                   markup=False)
 

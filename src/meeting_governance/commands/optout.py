@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
 from meeting_governance import optouts
 from meeting_governance.cliutil import (
@@ -15,7 +17,9 @@ from meeting_governance.cliutil import (
     print_json,
     print_table,
 )
-from meeting_governance.errors import InputError
+from meeting_governance.commands.directory import registration_for
+from meeting_governance.context import AppContext
+from meeting_governance.errors import GovernanceError, InputError
 
 SEARCH_NOTE = ("Search finds exact matches only: a whole e-mail address, Entra object id, full "
                "name or opt-out id. The same person's other addresses are not searched.")
@@ -49,8 +53,19 @@ def optout_add(
     covers: str = typer.Option("both", "--covers",
                                help="What it blocks: recording, transcription or both."),
     as_json: bool = typer.Option(False, "--json", help="Print the new opt-out as JSON."),
+    check: bool = typer.Option(False, "--check", help="Only show whom the identity reaches in "
+                               "the directory (and which meeting a link names); save nothing."),
+    offline: bool = typer.Option(False, "--offline", help="Do not ask the directory: match "
+                                 "the identifier given until the daemon resolves it."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Save without asking (asked only on a "
+                             "terminal)."),
 ) -> None:
-    """Register an opt-out: all meetings by default, one meeting, or a date range."""
+    """Register an opt-out: all meetings by default, one meeting, or a date range.
+
+    The address or object id is first looked up in the directory (Graph `users`): what it
+    reaches is shown — a member, a guest and their home domain, or "not found in the directory —
+    matched by this address only" — and the opt-out then matches every identifier of that
+    person (object id, mail, UPN, aliases, other mails, a guest's own address)."""
     if covers.strip().lower() not in optouts.COVERS:
         raise InputError(f"covers: expected recording, transcription or both (got {covers!r})")
     recording, transcription = optouts.COVERS[covers.strip().lower()]
@@ -60,13 +75,44 @@ def optout_add(
         valid_until=optouts.parse_when(valid_until, field="until", end=True) if valid_until else None,
         covers_recording=recording, covers_transcription=transcription, note=note)
     optouts.check(req)
+    clean = optouts.cleaned_identity(req)
     app = app_context(ctx)
+    registration, why_not = (None, "the directory was not asked (--offline)") if offline else \
+        registration_for(app, email=clean[0], object_id=clean[1])
+    out = err_console if as_json else console
+    if registration is not None:
+        out.print(f"Resolves to: {registration.who.line()}", markup=False, soft_wrap=True)
+    else:
+        out.print(f"Not resolved: {why_not}", markup=False, soft_wrap=True)
+    _show_meeting(app, meeting, out)
+    if check:
+        return
+    if not yes and sys.stdin.isatty() and not typer.confirm("Save this opt-out?", err=True):
+        raise typer.Exit(1)
     with app.session() as session:
-        view = optouts.add_optout(app, session, req, actor=app.actor)
+        view = optouts.add_optout(app, session, req, actor=app.actor, registration=registration)
     if as_json:
         print_json(view.as_dict())
     else:
         console.print(f"opt-out {view.id} added. {view.summary()}", markup=False, soft_wrap=True)
+
+
+def _show_meeting(app: AppContext, meeting: str | None, out: Console) -> None:
+    """Which meeting a Teams link names (subject, time, organiser), when it can be found."""
+    if not meeting or ("://" not in meeting and "/meet" not in meeting):
+        return
+    from meeting_governance.graph import GraphClient
+    from meeting_governance.graph.meetings import find_meeting
+
+    try:
+        with GraphClient.from_settings(app.settings.graph) as graph:
+            found = find_meeting(graph, meeting, app.settings.graph.organizers)
+    except GovernanceError as exc:
+        text = f"Meeting: not looked up ({exc.__class__.__name__})"
+    else:
+        text = f"Meeting: {found.describe()}" if found else \
+            "Meeting: no organiser in scope has a meeting with this link (saved as given)"
+    out.print(text, markup=False, soft_wrap=True)
 
 
 @optout_app.command("list")

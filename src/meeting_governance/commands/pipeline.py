@@ -62,8 +62,15 @@ def daemon(
 
 
 def poll(ctx: typer.Context,
-         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """One discovery pass over the organisers in scope (graph.organizers)."""
+         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+         restart: bool = typer.Option(
+             False, "--restart", help="Drop every stored delta link and start discovery anew "
+             "from graph.lookback_days (recordings already known are not duplicated).")) -> None:
+    """One discovery pass over the organisers in scope (graph.organizers).
+
+    A stored delta link that Graph rejects (expired or reset), that points at another host than
+    graph.base_url, or that was built under another configuration is dropped and discovery
+    starts a new round by itself; `--restart` does it by hand."""
     from meeting_governance.context import worker_identity
     from meeting_governance.errors import LockedError
     from meeting_governance.graph import GraphClient
@@ -79,12 +86,15 @@ def poll(ctx: typer.Context,
             raise LockedError("another process is polling right now (the daemon's poller?); "
                               "one poller at a time — try again when it has finished")
         with GraphClient.from_settings(app.settings.graph) as graph:
-            report = run_poll(app, graph)
+            report = run_poll(app, graph, restart=restart)
     if as_json:
         print_json(report)
         return
     console.print(f"Polled {report.organizers} organisers: {report.new} new recordings "
                   f"({report.seen} listed).")
+    if report.restarted:
+        console.print(f"Discovery started a new round for {len(report.restarted)} organiser"
+                      f"{'s' if len(report.restarted) != 1 else ''} (see the log for why).")
     for error in report.errors:
         err_console.print(f"[yellow]warning:[/] {error}")
     if report.errors:

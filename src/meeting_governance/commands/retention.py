@@ -19,6 +19,7 @@ from meeting_governance.cliutil import (
     state,
 )
 from meeting_governance.clock import parse_instant
+from meeting_governance.commands.directory import OFFLINE_HELP, identity_for
 from meeting_governance.errors import GovernanceError, InputError, IntegrityError
 from meeting_governance.keys import provider_from_settings
 from meeting_governance.purge import PurgeReport
@@ -137,9 +138,22 @@ def hold_set(ctx: typer.Context,
              object_id: str | None = typer.Option(None, "--object-id", help="Same, by Entra id."),
              meeting: str | None = typer.Option(None, "--meeting", help="Hold a meeting's transcripts."),
              reason: str = typer.Option(..., "--reason", help="Why (kept sealed; may name people)."),
-             as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
-    """Put a transcript, a person or a meeting under legal hold: nothing covered is purged."""
-    info = holds.set_hold(app_context(ctx), reason=reason,
+             as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+             offline: bool = typer.Option(False, "--offline", help=OFFLINE_HELP)) -> None:
+    """Put a transcript, a person or a meeting under legal hold: nothing covered is purged.
+
+    A person hold covers every identifier the directory knows for them (object id, mail, UPN,
+    aliases, other mails, a guest's own address)."""
+    app = app_context(ctx)
+    identity = None
+    if email or object_id:
+        from meeting_governance.identity import validated_email, validated_object_id
+
+        identity = identity_for(app, email=validated_email(email) if email else None,
+                                object_id=validated_object_id(object_id) if object_id else None,
+                                offline=offline)
+        err_console.print(identity.note, markup=False)
+    info = holds.set_hold(app, identity, reason=reason,
                           **_target_opts(transcript_id, email, object_id, meeting))
     if as_json:
         print_json(info)

@@ -5,10 +5,17 @@ refreshed once on a 401), connect/read timeouts, throttling (429/503/504 with `R
 backoff on dropped connections, Graph's error body turned into a `GraphError`, and paging
 that follows `@odata.nextLink` verbatim. Messages and logs carry ids and codes only, never
 addresses, names or subjects.
+
+The msal application (and so its token cache) is shared by every client of one process with
+the same sign-in settings: msal's constructor fetches the OpenID configuration and each new
+application asks for a new token, so a daemon that made one per poll paid two sign-in requests
+every five minutes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import threading
@@ -39,9 +46,11 @@ _FIX_BY_STATUS = {
     400: "the request was rejected as malformed; check the organiser id and the time window",
     401: "the token was refused; check the client id, the secret or certificate, and admin consent",
     403: ("the app lacks a permission or a Teams application access policy for this organiser; "
-          "grant OnlineMeetings.Read.All, OnlineMeetingArtifact.Read.All and "
-          "OnlineMeetingRecording.Read.All and assign the access policy (it can take 30 minutes)"),
+          "grant OnlineMeetings.Read.All, OnlineMeetingArtifact.Read.All, "
+          "OnlineMeetingRecording.Read.All and User.Read.All and assign the access policy "
+          "(it can take 30 minutes)"),
     404: "the meeting or recording does not exist (any more) or the access policy does not cover it",
+    410: "the delta link expired; discovery starts a new round from graph.lookback_days",
     416: "the requested byte range is not available; restart the download from zero",
 }
 
@@ -133,8 +142,35 @@ class _TimeoutHttpClient:
         """The Session belongs to the GraphClient, which closes it."""
 
 
+class _SignIn:
+    """One msal application with its own Session (for the authority only) and a lock."""
+
+    def __init__(self, app: msal.ConfidentialClientApplication) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+
+_SIGN_INS: dict[tuple[str, ...], _SignIn] = {}
+_SIGN_INS_LOCK = threading.Lock()
+
+
+def _sign_in_key(settings: GraphSettings) -> tuple[str, ...]:
+    """What makes two clients share an msal application: the same app, tenant, authority,
+    credential and trust settings (the secret only as a digest)."""
+    secret = hashlib.sha256(settings.client_secret.encode()).hexdigest()
+    return (settings.authority_host.rstrip("/").lower(), settings.tenant_id, settings.client_id,
+            secret, settings.certificate_path, settings.certificate_thumbprint,
+            settings.ca_bundle, str(settings.connect_timeout_s), str(settings.read_timeout_s))
+
+
+def forget_sign_ins() -> None:
+    """Drop every shared msal application, as a new process would start (tests use it)."""
+    with _SIGN_INS_LOCK:
+        _SIGN_INS.clear()
+
+
 class GraphClient:
-    """App-only Microsoft Graph client: one msal app, one Session, bounded retries.
+    """App-only Microsoft Graph client: one msal app per process, one Session, bounded retries.
 
     `sleep` and `random` are injectable so tests can record the waits instead of waiting.
     `calls` counts HTTP requests sent (token requests included) by kind, for the benchmark.
@@ -161,8 +197,7 @@ class GraphClient:
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would otherwise override `verify`.
             self.session.trust_env = False
             self.session.verify = settings.ca_bundle
-        self._app: msal.ConfidentialClientApplication | None = None
-        self._lock = threading.Lock()
+        self._sign_in: _SignIn | None = None
 
     @classmethod
     def from_settings(cls, settings: GraphSettings, **kwargs: Any) -> GraphClient:
@@ -178,34 +213,51 @@ class GraphClient:
         self.session.close()
 
     # -- sign-in ---------------------------------------------------------------------------
-    def _msal_app(self) -> msal.ConfidentialClientApplication:
-        """Built on first use: msal's constructor fetches the OpenID configuration."""
-        if self._app is None:
-            self.calls["openid"] += 1
-            try:
-                self._app = msal.ConfidentialClientApplication(
-                    self.settings.client_id,
-                    client_credential=self._credential,
-                    authority=self.authority,
-                    http_client=_TimeoutHttpClient(self.session, self._timeout),
-                    instance_discovery=is_microsoft_authority(self.settings.authority_host),
-                )
-            except requests.RequestException as exc:
-                raise GraphError(
-                    f"cannot reach the sign-in authority ({exc.__class__.__name__}); check "
-                    "graph.authority_host, the network and graph.ca_bundle", retryable=True,
-                ) from None
-            except ValueError as exc:
-                raise GraphError(
-                    f"the sign-in authority rejected the configuration ({exc.__class__.__name__}): "
-                    "check graph.authority_host and graph.tenant_id",
-                ) from None
-        return self._app
+    def _shared_sign_in(self) -> _SignIn:
+        """The process's msal application for these settings, built on first use (msal's
+        constructor fetches the OpenID configuration); failures are not cached."""
+        if self._sign_in is not None:
+            return self._sign_in
+        key = _sign_in_key(self.settings)
+        with _SIGN_INS_LOCK:
+            shared = _SIGN_INS.get(key)
+            if shared is None:
+                shared = _SignIn(self._new_msal_app())
+                _SIGN_INS[key] = shared
+        self._sign_in = shared
+        return shared
+
+    def _new_msal_app(self) -> msal.ConfidentialClientApplication:
+        self.calls["openid"] += 1
+        # The shared application outlives this client, so it gets a Session of its own.
+        http = requests.Session()
+        if self.settings.ca_bundle:
+            http.trust_env = False
+            http.verify = self.settings.ca_bundle
+        try:
+            return msal.ConfidentialClientApplication(
+                self.settings.client_id,
+                client_credential=self._credential,
+                authority=self.authority,
+                http_client=_TimeoutHttpClient(http, self._timeout),
+                instance_discovery=is_microsoft_authority(self.settings.authority_host),
+            )
+        except requests.RequestException as exc:
+            raise GraphError(
+                f"cannot reach the sign-in authority ({exc.__class__.__name__}); check "
+                "graph.authority_host, the network and graph.ca_bundle", retryable=True,
+            ) from None
+        except ValueError as exc:
+            raise GraphError(
+                f"the sign-in authority rejected the configuration ({exc.__class__.__name__}): "
+                "check graph.authority_host and graph.tenant_id",
+            ) from None
 
     def token(self, *, force_refresh: bool = False) -> str:
         """An access token from msal's cache, or a fresh one (`force_refresh` drops the cache)."""
-        with self._lock:
-            app = self._msal_app()
+        shared = self._shared_sign_in()
+        with shared.lock:
+            app = shared.app
             if force_refresh:
                 app.remove_tokens_for_client()
             try:
@@ -254,6 +306,11 @@ class GraphClient:
         """Wait the bounded, jittered backoff for this attempt (resumed downloads use it)."""
         self._sleep(self._backoff(attempt))
 
+    def sleep_for(self, retry_after: float) -> None:
+        """Wait what Graph asked (`Retry-After`, capped), plus a little jitter: batches use it."""
+        cap = self.settings.max_retry_after_s
+        self._sleep(min(cap, retry_after * (1 + 0.1 * self._random())))
+
     def _throttle_delay(self, response: requests.Response, attempt: int) -> float:
         cap = self.settings.max_retry_after_s
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -270,6 +327,7 @@ class GraphClient:
         kind: str = "other",
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        json_body: Any = None,
     ) -> requests.Response:
         """Send one logical request with retries; returns a 2xx response or raises GraphError."""
         target = self._absolute(url)
@@ -279,10 +337,13 @@ class GraphClient:
             token = self.token(force_refresh=False)
             sent = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             sent.update(headers or {})
+            if json_body is not None:
+                sent["Content-Type"] = "application/json"
             self.calls[kind] += 1
             try:
                 response = self.session.request(
                     method, target, headers=sent, timeout=self._timeout, stream=stream,
+                    data=None if json_body is None else json.dumps(json_body).encode(),
                 )
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
@@ -345,9 +406,16 @@ class GraphClient:
             status=status, code=code, request_id=request_id, retryable=retryable,
         )
 
-    def get_json(self, url: str, *, kind: str = "other") -> dict[str, Any]:
+    def get_json(self, url: str, *, kind: str = "other",
+                 headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET a JSON object; a malformed or truncated body is a retryable GraphError."""
-        response = self.request("GET", url, kind=kind)
+        return self._json(self.request("GET", url, kind=kind, headers=headers), kind)
+
+    def post_json(self, url: str, payload: Any, *, kind: str = "other") -> dict[str, Any]:
+        """POST a JSON body (Graph's `$batch`) and read the JSON object it answers."""
+        return self._json(self.request("POST", url, kind=kind, json_body=payload), kind)
+
+    def _json(self, response: requests.Response, kind: str) -> dict[str, Any]:
         try:
             body = response.json()
         except (ValueError, RecursionError):  # nesting deeper than Python's limit is malformed too
@@ -366,13 +434,15 @@ class GraphClient:
             )
         return body
 
-    def iter_pages(self, url: str, *, kind: str = "page") -> Pages:
+    def iter_pages(self, url: str, *, kind: str = "page",
+                   headers: Mapping[str, str] | None = None) -> Pages:
         """Every item of a collection, following each `@odata.nextLink` verbatim."""
-        return Pages(self, url, kind)
+        return Pages(self, url, kind, headers)
 
-    def get_all(self, url: str, *, kind: str = "page") -> tuple[list[dict[str, Any]], str | None]:
+    def get_all(self, url: str, *, kind: str = "page", headers: Mapping[str, str] | None = None
+                ) -> tuple[list[dict[str, Any]], str | None]:
         """All items and the final `@odata.deltaLink` (None when the collection has none)."""
-        pages = self.iter_pages(url, kind=kind)
+        pages = self.iter_pages(url, kind=kind, headers=headers)
         items = list(pages)
         return items, pages.delta_link
 
@@ -384,16 +454,18 @@ class Pages:
     the first request, and rebuilding them loses state, so they are used exactly as given.
     """
 
-    def __init__(self, client: GraphClient, url: str, kind: str) -> None:
+    def __init__(self, client: GraphClient, url: str, kind: str,
+                 headers: Mapping[str, str] | None = None) -> None:
         self._client = client
         self._next: str | None = url
         self._kind = kind
+        self._headers = headers
         self.delta_link: str | None = None
         self.pages = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while self._next is not None:
-            body = self._client.get_json(self._next, kind=self._kind)
+            body = self._client.get_json(self._next, kind=self._kind, headers=self._headers)
             self.pages += 1
             values = body.get("value", [])
             if not isinstance(values, list):

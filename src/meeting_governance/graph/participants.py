@@ -1,14 +1,26 @@
-"""Who was in a meeting: organiser and invitees, merged with every attendance report.
+"""Who was in a meeting: organiser and invitees, merged with the attendance of *this* recording.
 
 Invitees (`participants.attendees`) are not the people who joined, so attendance reports are
-the evidence; without one the list is incomplete and the gate must fail closed. Identities the
-opt-out registry cannot match (anonymous visitors, phone lines, guests without an address)
-are kept as what they are and named in `gaps`.
+the evidence; without one the list is incomplete and the gate must fail closed. A recurring
+meeting keeps one onlineMeeting id for every occurrence, each with its own report: only reports
+whose `meetingStartDateTime`–`meetingEndDateTime` overlaps the recording's own window count,
+and an empty one counts as none. Identities the opt-out registry cannot match (anonymous
+visitors, Azure Communication Services users, phone lines, rooms) are kept as what they are and
+named in `gaps`.
+
+How identities count (Microsoft's `communicationsIdentitySet`): `user` is a person (resolved
+through the directory later); `guest`, `azureCommunicationServicesUser` and `teamsvisitor:` ids
+are anonymous; `phone` is a phone line; `applicationInstance` and `device` are Teams Rooms and
+other devices — not people, but the people in the room are not listed, so they make the meeting
+unknown unless `gate.allow_rooms`; `application` is a bot: not a person, and not counted.
+`tenantId` is not read: the directory decides who is a member or a guest (and the US Government
+cloud has no `communicationsUserIdentity`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -22,13 +34,19 @@ from meeting_governance.identity import (
 )
 
 _PHONE = re.compile(r"^(tel:)?\+?[0-9][0-9 ()\-]{5,20}$")
-_ANONYMOUS_PREFIXES = ("teamsvisitor:", "8:teamsvisitor:", "anonymous:")
+_ANONYMOUS_PREFIXES = ("teamsvisitor:", "8:teamsvisitor:", "anonymous:", "8:acs:", "acs:")
 
 GAP_NO_ATTENDANCE = "no attendance report"
+GAP_OTHER_OCCURRENCE = "no attendance report for this recording's time (only other occurrences)"
+GAP_EMPTY_REPORT = "the attendance report is empty"
+GAP_NO_TIMES = "the recording's time is unknown, so no attendance report can be matched to it"
 GAP_ANONYMOUS = "anonymous participant"
 GAP_PHONE = "phone participant"
 GAP_GUEST = "guest without address"
+GAP_ROOM = "meeting room or device (the people in it are not listed)"
 GAP_NO_IDENTITY = "participant without identity"
+ATTENDANCE_GAPS = frozenset({GAP_NO_ATTENDANCE, GAP_OTHER_OCCURRENCE, GAP_EMPTY_REPORT,
+                             GAP_NO_TIMES})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +58,17 @@ class MeetingInfo:
     join_url: str | None
     start: datetime | None
     end: datetime | None
+    join_meeting_id: str | None = None  # joinMeetingIdSettings: what a short /meet/ link holds
+    # This occurrence's session, from the reports used (a recurring meeting's onlineMeeting
+    # times are the series'): earliest start and latest end.
+    attendance_start: datetime | None = None
+    attendance_end: datetime | None = None
+    reports_used: int = 0
+    reports_total: int = 0
+
+    @property
+    def attendance_known(self) -> bool:
+        return not ATTENDANCE_GAPS.intersection(self.gaps)
 
 
 def _text(value: Any) -> str:
@@ -54,15 +83,13 @@ def _is_phone(value: str) -> bool:
     return bool(_PHONE.match(value.strip())) and sum(c.isdigit() for c in value) >= 6
 
 
-def _classify(identity_id: str, email: str, tenant: str, home_tenant: str) -> ParticipantKind:
+def _classify(identity_id: str, email: str) -> ParticipantKind:
     """One rule for invitees and attendance records alike."""
     if _is_anonymous(identity_id):
         return ParticipantKind.ANONYMOUS
     if identity_id and _is_phone(identity_id):
         return ParticipantKind.PHONE
     if identity_id and is_object_id(identity_id):
-        if tenant and home_tenant and tenant.lower() != home_tenant.lower():
-            return ParticipantKind.GUEST
         return ParticipantKind.USER
     if email:
         return ParticipantKind.GUEST
@@ -76,18 +103,25 @@ def _make(kind: ParticipantKind, identity_id: str, email: str, name: str, role: 
                             display_name=name or None, role=role.lower() or None, source=source)
 
 
-def _from_invitee(entry: dict[str, Any], source: str, home_tenant: str) -> Participant:
-    """An organiser or invitee: `upn` plus an identitySet (user, guest, phone, acsUser)."""
+def _from_invitee(entry: dict[str, Any], source: str) -> Participant | None:
+    """An organiser or invitee: `upn` plus a communicationsIdentitySet; None for a bot."""
     identity = entry.get("identity") or {}
     upn = _text(entry.get("upn"))
     role = _text(entry.get("role"))
-    phone, guest = identity.get("phone"), identity.get("guest")
-    user = identity.get("user") or identity.get("acsUser")
-    if isinstance(phone, dict):
-        return _make(ParticipantKind.PHONE, "", "", _text(phone.get("displayName")), role, source)
+    user, guest = identity.get("user"), identity.get("guest")
+    room = identity.get("applicationInstance") or identity.get("device")
+    if isinstance(identity.get("phone"), dict):
+        return _make(ParticipantKind.PHONE, "", "", _text(identity["phone"].get("displayName")),
+                     role, source)
+    if isinstance(room, dict):
+        return _make(ParticipantKind.ROOM, "", "", _text(room.get("displayName")), role, source)
+    if isinstance(identity.get("azureCommunicationServicesUser"), dict):
+        acs = identity["azureCommunicationServicesUser"]
+        return _make(ParticipantKind.ANONYMOUS, "", "", _text(acs.get("displayName")), role,
+                     source)
     if isinstance(user, dict):
         identity_id = _text(user.get("id"))
-        kind = _classify(identity_id, upn, _text(user.get("tenantId")), home_tenant)
+        kind = _classify(identity_id, upn)
         if kind == ParticipantKind.GUEST and not identity_id:
             kind = ParticipantKind.USER  # a UPN without id is still a directory account
         return _make(kind, identity_id, upn, _text(user.get("displayName")), role, source)
@@ -96,28 +130,32 @@ def _from_invitee(entry: dict[str, Any], source: str, home_tenant: str) -> Parti
         kind = (ParticipantKind.ANONYMOUS if _is_anonymous(identity_id)
                 else ParticipantKind.GUEST)
         return _make(kind, identity_id, upn, _text(guest.get("displayName")), role, source)
+    if isinstance(identity.get("application"), dict) and not upn:
+        return None  # a bot: not a person, hears no one who is not listed
     kind = ParticipantKind.USER if upn else ParticipantKind.UNKNOWN
     return _make(kind, "", upn, "", role, source)
 
 
-def _from_record(record: dict[str, Any], home_tenant: str) -> Participant:
+def _from_record(record: dict[str, Any]) -> Participant:
     identity = record.get("identity") or {}
     identity_id = _text(identity.get("id"))
     email = _text(record.get("emailAddress"))
     name = _text(identity.get("displayName"))
-    kind = _classify(identity_id, email, _text(identity.get("tenantId")), home_tenant)
+    kind = _classify(identity_id, email)
     if kind == ParticipantKind.UNKNOWN and _is_phone(name):
         kind = ParticipantKind.PHONE
     return _make(kind, identity_id, email, name, _text(record.get("role")), "attendance")
 
 
-def _gap(p: Participant) -> str | None:
+def gap_of(p: Participant) -> str | None:
+    """Why this one participant keeps the meeting from being known (no personal data)."""
     if p.identifiable:
         return None
     return {
         ParticipantKind.ANONYMOUS: GAP_ANONYMOUS,
         ParticipantKind.PHONE: GAP_PHONE,
         ParticipantKind.GUEST: GAP_GUEST,
+        ParticipantKind.ROOM: GAP_ROOM,
     }.get(p.kind, GAP_NO_IDENTITY)
 
 
@@ -151,56 +189,87 @@ def _combine(have: Participant, other: Participant) -> Participant:
     return replace(
         have, kind=kind, object_id=have.object_id or other.object_id,
         email=have.email or other.email, display_name=have.display_name or other.display_name,
-        role=have.role or other.role)
+        role=have.role or other.role, resolved=have.resolved and other.resolved)
 
 
 def _meeting_url(client: GraphClient, organizer_id: str, meeting_id: str) -> str:
     return client.url("users", organizer_id, "onlineMeetings", meeting_id)
 
 
-def resolve_participants(client: GraphClient, organizer_id: str, meeting_id: str) -> MeetingInfo:
-    """Organiser, invitees and every attendance record of one meeting, merged and classified.
+def _overlaps(report: dict[str, Any], window: tuple[datetime, datetime]) -> bool:
+    start = parse_graph_datetime(report.get("meetingStartDateTime"))
+    end = parse_graph_datetime(report.get("meetingEndDateTime"))
+    if start is None or end is None:
+        return False  # a report we cannot place in time may be another occurrence's
+    return start <= window[1] and end >= window[0]
+
+
+def resolve_participants(client: GraphClient, organizer_id: str, meeting_id: str, *,
+                         window: Sequence[datetime | None] | None = None) -> MeetingInfo:
+    """Organiser, invitees and the attendance records of the reports that overlap `window`
+    (the recording's start and end), merged and classified. `window=None` uses every report
+    (only for callers that judge no particular recording).
 
     A body of the wrong shape (a string where an object belongs) is a retryable GraphError,
     never a crash: the gate then waits, as for any other Graph error."""
     try:
-        return _resolve(client, organizer_id, meeting_id)
+        return _resolve(client, organizer_id, meeting_id, window)
     except (AttributeError, TypeError) as exc:
         raise shape_error("participants", exc) from None
 
 
-def _resolve(client: GraphClient, organizer_id: str, meeting_id: str) -> MeetingInfo:
+def _resolve(client: GraphClient, organizer_id: str, meeting_id: str,
+             window: Sequence[datetime | None] | None) -> MeetingInfo:
     base = _meeting_url(client, organizer_id, meeting_id)
     meeting = client.get_json(base, kind="meeting")
     people = meeting.get("participants") or {}
     organizer = people.get("organizer") or {}
-    home_tenant = _text(((organizer.get("identity") or {}).get("user") or {}).get("tenantId"))
     candidates: list[Participant] = []
     if organizer:
-        org = _from_invitee(organizer, "organizer", home_tenant)
-        candidates.append(replace(org, role="organizer"))
+        org = _from_invitee(organizer, "organizer")
+        if org is not None:
+            candidates.append(replace(org, role="organizer"))
     for attendee in people.get("attendees") or []:
-        if isinstance(attendee, dict):
-            candidates.append(_from_invitee(attendee, "attendee", home_tenant))
+        if isinstance(attendee, dict) and (invitee := _from_invitee(attendee, "attendee")):
+            candidates.append(invitee)
 
     reports, _ = client.get_all(f"{base}/attendanceReports", kind="attendance_reports")
-    for report in reports:
-        report_id = _text(report.get("id"))
-        if not report_id:
-            continue
+    reports = [r for r in reports if _text(r.get("id"))]
+    gaps: list[str] = []
+    if window is None:
+        used = reports
+    else:
+        times = [t for t in window if t is not None]
+        span = (min(times), max(times)) if len(times) == 2 else None
+        used = [r for r in reports if span and _overlaps(r, span)]
+        if reports and span is None:
+            gaps.append(GAP_NO_TIMES)
+        elif reports and not used:
+            gaps.append(GAP_OTHER_OCCURRENCE)
+    if not reports:
+        gaps.append(GAP_NO_ATTENDANCE)
+    records_seen = 0
+    for report in used:
         records = report.get("attendanceRecords")
         if not isinstance(records, list):
             records, _ = client.get_all(
-                f"{base}/attendanceReports/{quote_segment(report_id)}/attendanceRecords",
+                f"{base}/attendanceReports/{quote_segment(_text(report['id']))}/attendanceRecords",
                 kind="attendance_records")
-        candidates.extend(_from_record(r, home_tenant) for r in records if isinstance(r, dict))
+        rows = [r for r in records if isinstance(r, dict)]
+        records_seen += len(rows)
+        candidates.extend(_from_record(r) for r in rows)
+    if used and not records_seen:
+        gaps.append(GAP_EMPTY_REPORT)
 
     participants = merge_participants(candidates)
-    gaps: list[str] = [] if reports else [GAP_NO_ATTENDANCE]
     for p in participants:
-        gap = _gap(p)
+        gap = gap_of(p)
         if gap and gap not in gaps:
             gaps.append(gap)
+    ends = [e for e in (parse_graph_datetime(r.get("meetingEndDateTime")) for r in used) if e]
+    starts = [t for t in (parse_graph_datetime(r.get("meetingStartDateTime")) for r in used) if t]
+    settings = meeting.get("joinMeetingIdSettings")
+    join_id = _text(settings.get("joinMeetingId")) if isinstance(settings, dict) else ""
     return MeetingInfo(
         participants=participants,
         complete=not gaps,
@@ -209,7 +278,13 @@ def _resolve(client: GraphClient, organizer_id: str, meeting_id: str) -> Meeting
         join_url=_text(meeting.get("joinWebUrl")) or None,
         start=parse_graph_datetime(meeting.get("startDateTime")),
         end=parse_graph_datetime(meeting.get("endDateTime")),
+        join_meeting_id=join_id.replace(" ", "") or None,
+        attendance_start=min(starts, default=None),
+        attendance_end=max(ends, default=None),
+        reports_used=len(used),
+        reports_total=len(reports),
     )
 
 
-__all__ = ["MeetingInfo", "merge_participants", "resolve_participants"]
+__all__ = ["ATTENDANCE_GAPS", "MeetingInfo", "gap_of", "merge_participants",
+           "resolve_participants"]

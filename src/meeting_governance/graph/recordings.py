@@ -1,18 +1,32 @@
 """Discovery: which recordings an organiser has, via `getAllRecordings(…)/delta`.
 
-The first poll asks for a time window; later polls replay the stored `@odata.deltaLink`, which
-Graph treats as opaque state, so only what is new comes back. Delta can repeat a recording it
-already sent, so results are de-duplicated by recording id here and idempotent downstream.
+The first request carries `startDateTime` only — the documented template. Graph encodes the
+initial request's parameters into the state token of every link it returns, and `endDateTime`
+"filters items created before the given end date": an end in the first request would freeze
+the window, and no later round would ever return a newer recording. Later polls replay the
+stored `@odata.deltaLink` verbatim, so only what is new comes back. Delta can repeat a
+recording it already sent, so results are de-duplicated by recording id here and idempotent
+downstream.
+
+A stored link is dropped and a new round started (from `graph.lookback_days`) when Graph
+rejects it (410 Gone, an expired or invalid sync state: 400/404), when it points at another host
+than `graph.base_url`, or when it was built under another configuration (`link_fingerprint`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from meeting_governance.errors import GraphError
 from meeting_governance.graph.client import GraphClient, odata_string, quote_segment
+
+# Bump when the initial request changes shape: links built by the old one are then restarted.
+REQUEST_TEMPLATE = "getAllRecordings/delta startDateTime-only v2"
+_REJECTED = frozenset({400, 404, 410})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +45,7 @@ class RecordingRef:
 class Discovery:
     recordings: tuple[RecordingRef, ...]
     delta_link: str | None  # persist per organiser; pass it back on the next poll
+    restarted: str | None = None  # why a stored link was dropped (no personal data), if it was
 
 
 def parse_graph_datetime(value: Any) -> datetime | None:
@@ -56,12 +71,25 @@ def _odata_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def all_recordings_url(client: GraphClient, organizer_id: str, *, start: datetime,
-                       end: datetime) -> str:
-    """The first delta request; `meetingOrganizerUserId` is mandatory or Graph refuses."""
+def all_recordings_url(client: GraphClient, organizer_id: str, *, start: datetime) -> str:
+    """The first delta request, as Microsoft documents it: `meetingOrganizerUserId` (mandatory,
+    or Graph refuses) and `startDateTime` — never an end, which would freeze the window."""
     function = (f"getAllRecordings(meetingOrganizerUserId={odata_string(organizer_id)},"
-                f"startDateTime={_odata_datetime(start)},endDateTime={_odata_datetime(end)})")
+                f"startDateTime={_odata_datetime(start)})")
     return f"{client.base_url}/users/{quote_segment(organizer_id)}/onlineMeetings/{function}/delta"
+
+
+def link_fingerprint(base_url: str, organizer_id: str, lookback_days: int) -> str:
+    """What built a delta link: a stored link with another fingerprint is not replayed."""
+    text = "|".join((REQUEST_TEMPLATE, base_url.rstrip("/").lower(), organizer_id,
+                     str(lookback_days)))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def same_host(link: str, base_url: str) -> bool:
+    """Does a stored link point at `graph.base_url`'s own scheme and host?"""
+    a, b = urlsplit(link), urlsplit(base_url)
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
 
 
 def as_object(value: Any) -> dict[str, Any]:
@@ -95,14 +123,31 @@ def _recording_ref(item: dict[str, Any], organizer_id: str) -> RecordingRef:
 
 
 def discover(client: GraphClient, organizer_id: str, *, delta_link: str | None,
-             start: datetime, end: datetime) -> Discovery:
-    """New recordings of one organiser since `delta_link` (or in [start, end] the first time).
+             start: datetime, restart_reason: str | None = None) -> Discovery:
+    """New recordings of one organiser since `delta_link` (or created since `start` the first
+    time, and whenever the stored link is dropped: see the module docstring).
 
-    Any failure raises before a delta link is returned, so the caller keeps the old one and
-    the next poll asks again: nothing is skipped.
+    Any other failure raises before a delta link is returned, so the caller keeps the old one
+    and the next poll asks again: nothing is skipped.
     """
-    url = delta_link or all_recordings_url(client, organizer_id, start=start, end=end)
-    items, new_delta = client.get_all(url, kind="discovery")
+    restarted = restart_reason
+    items: list[dict[str, Any]] | None = None
+    new_delta: str | None = None
+    if delta_link and not same_host(delta_link, client.base_url):
+        restarted, delta_link = "the stored delta link points at another host than " \
+                                "graph.base_url", None
+    if delta_link:
+        try:
+            items, new_delta = client.get_all(delta_link, kind="discovery")
+        except GraphError as exc:
+            if exc.status not in _REJECTED:
+                raise
+            restarted = (f"Graph rejected the stored delta link (HTTP {exc.status}"
+                         f"{' ' + exc.code if exc.code else ''})")
+            delta_link = None
+    if items is None:
+        url = all_recordings_url(client, organizer_id, start=start)
+        items, new_delta = client.get_all(url, kind="discovery")
     seen: dict[str, RecordingRef] = {}
     try:
         for item in items:
@@ -110,7 +155,8 @@ def discover(client: GraphClient, organizer_id: str, *, delta_link: str | None,
             seen.setdefault(ref.recording_id, ref)
     except (AttributeError, TypeError) as exc:
         raise shape_error("discovery", exc) from None
-    return Discovery(recordings=tuple(seen.values()), delta_link=new_delta or delta_link)
+    return Discovery(recordings=tuple(seen.values()), delta_link=new_delta or delta_link,
+                     restarted=restarted)
 
 
 def group_organizers(client: GraphClient, group_id: str) -> tuple[str, ...]:

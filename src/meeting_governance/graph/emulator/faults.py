@@ -20,6 +20,7 @@ class LoggedRequest:
     query: str
     time: float
     status: int
+    in_batch: bool = False  # one request inside a POST /$batch (not an HTTP request itself)
 
     @property
     def is_token(self) -> bool:
@@ -35,9 +36,11 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: list[LoggedRequest] = []
 
-    def add(self, method: str, path: str, query: str, status: int) -> None:
+    def add(self, method: str, path: str, query: str, status: int, *,
+            in_batch: bool = False) -> None:
         with self._lock:
-            self._entries.append(LoggedRequest(method, path, query, time.time(), status))
+            self._entries.append(LoggedRequest(method, path, query, time.time(), status,
+                                               in_batch))
 
     def clear(self) -> None:
         with self._lock:
@@ -58,7 +61,15 @@ class RequestLog:
         return [r for r in self.all() if r.is_token]
 
     def graph_requests(self) -> list[LoggedRequest]:
-        return [r for r in self.all() if r.is_graph]
+        """HTTP requests to Graph (a `$batch` counts once; see `batched_requests`)."""
+        return [r for r in self.all() if r.is_graph and not r.in_batch]
+
+    def batched_requests(self) -> list[LoggedRequest]:
+        """The requests that travelled inside `$batch` calls."""
+        return [r for r in self.all() if r.in_batch]
+
+    def openid_requests(self) -> list[LoggedRequest]:
+        return [r for r in self.all() if r.path.endswith("/.well-known/openid-configuration")]
 
 
 @dataclass
@@ -73,6 +84,7 @@ class Faults:
     throttle_status: int = 429
     unavailable_count: int = 0
     unavailable_status: int = 503
+    forbidden_count: int = 0  # 403 Authorization_RequestDenied (a permission not granted)
     malformed_json_count: int = 0
     truncated_json: bool = False  # malformed as a cut-off body rather than garbage
     expire_token_count: int = 0  # 401 InvalidAuthenticationToken; revokes tokens issued so far

@@ -2,7 +2,13 @@
 
 Pure functions of (state, path, query) → (status, JSON); the server does the transport,
 faults and downloads. Paths arrive percent-encoded and are split *before* decoding, so an
-id holding `%2F` stays one segment.
+id holding `%2F` stays one segment. Every property written exists on its type in Microsoft's
+v1.0 schema (`tests/graph/test_schema.py` checks it against `tests/data/graph-spec/`).
+
+Delta windows behave as documented for `getAllRecordings(…)/delta`: the initial request's
+parameters (`startDateTime`, and `endDateTime` if given, which then freezes the window) are
+encoded into every link's state token; a sync reset answers 410 Gone, an expired token 400
+`syncStateNotFound`.
 """
 
 from __future__ import annotations
@@ -12,15 +18,20 @@ import hashlib
 import json
 import re
 import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
+from meeting_governance.graph.emulator.directory_api import Directory, DirectoryError, directory_key
 from meeting_governance.graph.emulator.scenario import (
     AttendanceRecord,
+    AttendanceReport,
     Attendee,
     Meeting,
+    Person,
     Recording,
     Scenario,
 )
@@ -28,6 +39,9 @@ from meeting_governance.graph.emulator.scenario import (
 _USERS_FN = re.compile(r"^users\((.*)\)$")
 _FN_CALL = re.compile(r"^getAllRecordings\((.*)\)$")
 _FN_ARG = re.compile(r"(\w+)=('(?:[^']|'')*'|[^,]*)")
+_MEETING_FILTER = re.compile(
+    r"^(joinweburl|joinmeetingidsettings/joinmeetingid)\s+eq\s+'((?:[^']|'')*)'$", re.IGNORECASE)
+_TYPE = "#microsoft.graph."
 
 
 class ApiError(Exception):
@@ -97,7 +111,11 @@ def parse_route(raw_path: str) -> Route:
 
 
 class GraphState:
-    """Scenario data plus recordings added at runtime, each with an increasing sequence."""
+    """Scenario data plus recordings added at runtime, each with an increasing sequence.
+
+    `reset_sync_state()` makes every delta and skip token issued so far answer 410 Gone (what
+    Graph does after internal maintenance); `delta_token_ttl_s` makes older tokens expire.
+    """
 
     def __init__(self, scenario: Scenario, base_url: str) -> None:
         self.scenario = scenario
@@ -107,6 +125,31 @@ class GraphState:
             (i + 1, r) for i, r in enumerate(scenario.recordings)
         ]
         self.extra_meetings: dict[str, Meeting] = {}
+        self.sync_generation = 1
+        self.delta_token_ttl_s: float | None = None
+        self._people: tuple[Person, ...] | None = None  # the directory, once changed at runtime
+
+    def reset_directory(self) -> None:
+        with self._lock:
+            self._people = None
+
+    def set_person(self, person: Person | None, *, remove: str | None = None) -> None:
+        """Add or replace a user (by id), or remove one: people gain and lose addresses."""
+        with self._lock:
+            people = [p for p in (self._people if self._people is not None
+                                  else self.scenario.directory())
+                      if p.id not in ({person.id} if person else set()) | {remove}]
+            self._people = tuple(people + ([person] if person else []))
+
+    def reset_sync_state(self) -> None:
+        with self._lock:
+            self.sync_generation += 1
+
+    @property
+    def directory(self) -> Directory:
+        with self._lock:
+            people = self._people if self._people is not None else self.scenario.directory()
+        return Directory(people, self.base_url, self.scenario.page_size)
 
     def add_recording(self, recording: Recording) -> None:
         with self._lock:
@@ -133,8 +176,9 @@ class GraphState:
     # -- JSON shapes -------------------------------------------------------------------------
     def _user_identity(self, user_id: str, display_name: str | None = None,
                        tenant: str | None = None) -> dict[str, Any]:
-        return {"id": user_id, "displayName": display_name,
-                "tenantId": tenant or self.scenario.tenant_id}
+        """A participant's user identity: `tenantId` lives on communicationsUserIdentity."""
+        return {"@odata.type": f"{_TYPE}communicationsUserIdentity", "id": user_id or None,
+                "displayName": display_name, "tenantId": tenant or self.scenario.tenant_id}
 
     def recording_json(self, organizer: str, rec: Recording) -> dict[str, Any]:
         content = (f"{self.base_url}/users/{quote(organizer, safe='')}/onlineMeetings/"
@@ -150,34 +194,35 @@ class GraphState:
             "recordingContentUrl": content,
             "meetingOrganizer": {
                 "application": None, "device": None,
-                "user": {"@odata.type": "#microsoft.graph.teamworkUserIdentity", "id": organizer,
-                         "displayName": None, "userIdentityType": "aadUser",
-                         "tenantId": self.scenario.tenant_id},
+                "user": {"@odata.type": f"{_TYPE}teamworkUserIdentity", "id": organizer,
+                         "displayName": None, "userIdentityType": "aadUser"},
             },
         }
 
     def _attendee_json(self, a: Attendee) -> dict[str, Any]:
-        identity: dict[str, Any] = {"application": None, "device": None, "user": None}
-        if a.kind == "guest":
-            identity["guest"] = {"id": a.object_id or None, "displayName": a.display_name}
-        elif a.kind == "phone":
-            identity["phone"] = {"id": a.object_id or None, "displayName": a.display_name}
-        elif a.kind == "anonymous":
-            identity["guest"] = {"id": a.object_id or None, "displayName": a.display_name}
+        identity: dict[str, Any] = {"@odata.type": f"{_TYPE}communicationsIdentitySet",
+                                    "application": None, "device": None, "user": None}
+        plain = {"id": a.object_id or None, "displayName": a.display_name or None}
+        member = {"guest": "guest", "anonymous": "guest", "phone": "phone",
+                  "acs": "azureCommunicationServicesUser", "room": "applicationInstance",
+                  "application": "application"}.get(a.kind)
+        if member:
+            identity[member] = plain
         else:
             identity["user"] = self._user_identity(a.object_id, a.display_name, a.tenant_id)
-            identity["user"]["identityProvider"] = "AAD"
         return {"upn": a.upn or None, "role": a.role, "identity": identity}
 
     def meeting_json(self, m: Meeting) -> dict[str, Any]:
         org = self.scenario.organizer(m.organizer)
         organizer = {
             "upn": org.upn if org else None, "role": "presenter",
-            "identity": {"application": None, "device": None,
-                         "user": {**self._user_identity(m.organizer,
-                                                        org.display_name if org else None),
-                                  "identityProvider": "AAD"}},
+            "identity": {"@odata.type": f"{_TYPE}communicationsIdentitySet",
+                         "application": None, "device": None,
+                         "user": self._user_identity(m.organizer,
+                                                     org.display_name if org else None)},
         }
+        join_settings = ({"joinMeetingId": m.join_meeting_id, "isPasscodeRequired": True,
+                          "passcode": None} if m.join_meeting_id else None)
         return {
             "@odata.context": f"{self.base_url}/$metadata#users('{m.organizer}')/onlineMeetings"
                               "/$entity",
@@ -186,21 +231,27 @@ class GraphState:
             "startDateTime": iso(m.start),
             "endDateTime": iso(m.end),
             "joinWebUrl": m.join_url or None,
+            "joinMeetingIdSettings": join_settings,
             "subject": m.subject or None,
             "participants": {"organizer": organizer,
                              "attendees": [self._attendee_json(a) for a in m.attendees]},
         }
 
-    def record_json(self, m: Meeting, r: AttendanceRecord) -> dict[str, Any]:
-        start = m.start or datetime.now(UTC)
+    def record_json(self, m: Meeting, r: AttendanceRecord,
+                    report: AttendanceReport | None = None) -> dict[str, Any]:
+        start = (report.start if report else None) or m.start or datetime.now(UTC)
         leave = start.timestamp() + r.seconds
+        identity: dict[str, Any] = {"id": r.identity_id or None,
+                                    "displayName": r.display_name or None}
+        if r.tenant_id:  # a Teams user: communicationsUserIdentity carries the tenant
+            identity = {"@odata.type": f"{_TYPE}communicationsUserIdentity", **identity,
+                        "tenantId": r.tenant_id}
         return {
             "id": r.id,
             "emailAddress": r.email or None,
             "totalAttendanceInSeconds": r.seconds,
             "role": r.role,
-            "identity": {"id": r.identity_id or None, "displayName": r.display_name or None,
-                         "tenantId": r.tenant_id or None},
+            "identity": identity,
             "attendanceIntervals": [{
                 "joinDateTime": iso(start),
                 "leaveDateTime": iso(datetime.fromtimestamp(leave, UTC)),
@@ -210,16 +261,29 @@ class GraphState:
 
     # -- routes ------------------------------------------------------------------------------
     def handle(self, raw_path: str, raw_query: str, *, attendance_missing: bool = False,
-               duplicate_across_pages: bool = False) -> dict[str, Any]:
+               duplicate_across_pages: bool = False,
+               headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Answer one GET on a JSON resource; raises ApiError for Graph-style errors."""
         query = {k.lstrip("$").lower(): v for k, v in parse_qsl(raw_query)}
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
         segments = raw_path.split("/")[2:]
         if segments and segments[0] == "groups":
             return self._group_members(segments[1:], query)
+        try:
+            if segments == ["users"]:
+                return self.directory.search(query, lowered)
+            if len(segments) == 2 and segments[0] == "users":
+                return self.directory.get(directory_key(segments[1]), query)
+            if len(segments) == 1 and _USERS_FN.match(segments[0]):
+                return self.directory.get(parse_route(raw_path).organizer, query)
+        except DirectoryError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
         route = parse_route(raw_path)
         rest = route.rest
         if self.scenario.organizer(route.organizer) is None:
             raise ApiError(404, "NotFound", "The user was not found or has no online meetings.")
+        if rest == ("onlineMeetings",):
+            return self._find_meetings(route.organizer, query)
         if len(rest) >= 2 and rest[0] == "onlineMeetings" and _FN_CALL.match(rest[1]):
             delta = rest[2:] == ("delta",)
             if rest[2:] not in ((), ("delta",)):
@@ -247,6 +311,22 @@ class GraphState:
             return self.recording_json(route.organizer, rec)
         raise ApiError(400, "BadRequest", "Resource not found for the segment.")
 
+    def _find_meetings(self, organizer: str, query: dict[str, str]) -> dict[str, Any]:
+        """`onlineMeetings?$filter=JoinWebUrl eq '…'` or `joinMeetingIdSettings/joinMeetingId
+        eq '…'`: a collection holding the one meeting, or none."""
+        found = _MEETING_FILTER.match(query.get("filter", "").strip())
+        if not found:
+            raise ApiError(400, "BadRequest", "Filter is required: JoinWebUrl or "
+                           "joinMeetingIdSettings/joinMeetingId.")
+        field, value = found.group(1).lower(), found.group(2).replace("''", "'")
+        meetings = [m for m in (*self.scenario.meetings, *self.extra_meetings.values())
+                    if m.organizer == organizer and (
+                        (field == "joinweburl" and m.join_url and m.join_url == value)
+                        or (field != "joinweburl" and m.join_meeting_id
+                            and m.join_meeting_id == value.replace(" ", "")))]
+        return {"@odata.context": f"{self.base_url}/$metadata#users('{organizer}')/onlineMeetings",
+                "value": [self.meeting_json(m) for m in meetings[:1]]}
+
     def _group_members(self, rest: list[str], query: dict[str, str]) -> dict[str, Any]:
         """`/groups/{id}/members` or `/transitiveMembers`, optionally cast to users only."""
         if len(rest) < 2 or rest[1] not in ("members", "transitiveMembers") or rest[2:] not in (
@@ -267,12 +347,14 @@ class GraphState:
 
     def _attendance(self, organizer: str, meeting: Meeting, reports: Any,
                     tail: tuple[str, ...], query: dict[str, str]) -> dict[str, Any]:
-        def report_json(rep: Any, expand: bool) -> dict[str, Any]:
-            body = {"id": rep.id, "totalParticipantCount": len(rep.records),
-                    "meetingStartDateTime": iso(meeting.start),
-                    "meetingEndDateTime": iso(meeting.end)}
+        def report_json(rep: AttendanceReport, expand: bool) -> dict[str, Any]:
+            body: dict[str, Any] = {
+                "id": rep.id, "totalParticipantCount": len(rep.records),
+                "meetingStartDateTime": iso(rep.start or meeting.start),
+                "meetingEndDateTime": iso(rep.end or meeting.end)}
             if expand:
-                body["attendanceRecords"] = [self.record_json(meeting, r) for r in rep.records]
+                body["attendanceRecords"] = [self.record_json(meeting, r, rep)
+                                             for r in rep.records]
             return body
 
         expand = query.get("expand", "") == "attendanceRecords"
@@ -288,7 +370,7 @@ class GraphState:
         offset = int(query.get("skiptoken", "0") or 0)
         size = self.scenario.page_size
         page = report.records[offset:offset + size]
-        body: dict[str, Any] = {"value": [self.record_json(meeting, r) for r in page]}
+        body: dict[str, Any] = {"value": [self.record_json(meeting, r, report) for r in page]}
         if offset + size < len(report.records):
             body["@odata.nextLink"] = (
                 f"{self.base_url}/users('{quote(organizer, safe='')}')/onlineMeetings/"
@@ -310,11 +392,21 @@ class GraphState:
             state = _decode_state(token)
             if state.get("o") != organizer:
                 raise ApiError(400, "BadRequest", "The token belongs to another user.")
+            if state.get("g") != self.sync_generation:
+                raise ApiError(410, "resyncRequired", "The sync state is no longer valid; "
+                               "start a new round of synchronization.")
+            ttl = self.delta_token_ttl_s
+            if (ttl is not None and query.get("deltatoken")
+                    and time.time() - float(state.get("t", 0)) > ttl):
+                raise ApiError(400, "syncStateNotFound", "The sync state generation is not "
+                               "found. The delta token is expired and data must be "
+                               "synchronized again.")
         else:
             all_seqs = [s for s, _ in self.recordings()]
             state = {"o": organizer, "s": args.get("startDateTime"),
                      "e": args.get("endDateTime"), "after": 0,
-                     "upto": max(all_seqs, default=0), "off": 0}
+                     "upto": max(all_seqs, default=0), "off": 0,
+                     "g": self.sync_generation, "t": time.time()}
         if "upto" not in state:  # a delta token: a new round over what arrived since
             state = {**state, "upto": max((s for s, _ in self.recordings()), default=0), "off": 0}
         start, end = _parse_dt(state.get("s")), _parse_dt(state.get("e"))
@@ -340,6 +432,6 @@ class GraphState:
                 f"{link}?skipToken={_encode_state({**state, 'off': off + size})}")
         elif delta:
             done = {"o": organizer, "s": state.get("s"), "e": state.get("e"),
-                    "after": state["upto"]}
+                    "after": state["upto"], "g": state.get("g"), "t": time.time()}
             body["@odata.deltaLink"] = f"{link}?deltaToken={_encode_state(done)}"
         return body

@@ -1,6 +1,8 @@
-"""What the emulator knows: organisers, meetings, attendance and recordings, read from TOML.
+"""What the emulator knows: organisers, the directory, meetings, attendance and recordings,
+read from TOML.
 
 A scenario is plain frozen data so a test can build one in code or load `config/emulator/*.toml`.
+The directory (`people`) holds members with aliases and B2B guests; organisers are in it too.
 """
 
 from __future__ import annotations
@@ -23,8 +25,30 @@ class Organizer:
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """A user in the directory (`/users`), with every property that can hold an address.
+
+    `proxy_addresses` as Entra stores them (`SMTP:` primary, `smtp:` aliases); a B2B guest has
+    `user_type = "Guest"` and a `…#EXT#@tenant` UPN.
+    """
+
+    id: str
+    display_name: str = ""
+    upn: str = ""
+    mail: str = ""
+    proxy_addresses: tuple[str, ...] = ()
+    other_mails: tuple[str, ...] = ()
+    user_type: str = "Member"
+
+
+ATTENDEE_KINDS = ("user", "guest", "phone", "anonymous", "acs", "room", "application")
+
+
+@dataclass(frozen=True, slots=True)
 class Attendee:
-    """An invitee as `participants.attendees` shows it (kind: user, guest, phone, anonymous)."""
+    """An invitee as `participants.attendees` shows it. Kinds: user, guest, phone, anonymous,
+    acs (an Azure Communication Services user), room (a Teams Room: `applicationInstance`),
+    application (a bot)."""
 
     upn: str = ""
     object_id: str = ""
@@ -49,8 +73,13 @@ class AttendanceRecord:
 
 @dataclass(frozen=True, slots=True)
 class AttendanceReport:
+    """One session's report. A recurring meeting has one per occurrence, each with its own
+    `start`/`end` (default: the meeting's)."""
+
     id: str
     records: tuple[AttendanceRecord, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +92,7 @@ class Meeting:
     join_url: str = ""
     attendees: tuple[Attendee, ...] = ()
     attendance_reports: tuple[AttendanceReport, ...] = ()
+    join_meeting_id: str = ""  # joinMeetingIdSettings.joinMeetingId: the short link's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +147,7 @@ class Scenario:
     recordings: tuple[Recording, ...] = field(default_factory=tuple)
     groups: tuple[Group, ...] = ()
     users: tuple[SignInUser, ...] = ()
+    people: tuple[Person, ...] = ()  # the directory, besides the organisers
     # Redirect URIs registered for the app (`client_id`): matched exactly, except that the port
     # of an `http://127.0.0.1`, `http://localhost` or `http://[::1]` URI is ignored, as Entra
     # does for loopback redirect URIs.
@@ -127,6 +158,14 @@ class Scenario:
 
     def organizer(self, organizer_id: str) -> Organizer | None:
         return next((o for o in self.organizers if o.id == organizer_id), None)
+
+    def directory(self) -> tuple[Person, ...]:
+        """Every user in the directory: `people`, plus each organiser not listed there."""
+        listed = {p.id.lower() for p in self.people}
+        extra = tuple(Person(id=o.id, display_name=o.display_name, upn=o.upn, mail=o.upn,
+                             proxy_addresses=(f"SMTP:{o.upn}",) if o.upn else ())
+                      for o in self.organizers if o.id.lower() not in listed)
+        return self.people + extra
 
     def user(self, login: str) -> SignInUser | None:
         """The sign-in user by UPN (case-insensitive, as Entra compares them)."""
@@ -179,8 +218,14 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
             r = dict(r)
             records = tuple(_build(AttendanceRecord, rec, f"{where}.attendance_reports[{j}]")
                             for rec in r.pop("records", []))
+            for key in ("start", "end"):
+                r[key] = _dt(r.get(key), f"{where}.attendance_reports[{j}].{key}")
             reports.append(_build(AttendanceReport, r, f"{where}.attendance_reports[{j}]",
                                   records=records))
+        for j, a in enumerate(attendees):
+            if a.kind not in ATTENDEE_KINDS:
+                raise ConfigError(f"{where}.attendees[{j}].kind: {a.kind!r} is not one of "
+                                  f"{', '.join(ATTENDEE_KINDS)}")
         m["start"] = _dt(m.get("start"), f"{where}.start")
         m["end"] = _dt(m.get("end"), f"{where}.end")
         meetings.append(_build(Meeting, m, where, attendees=attendees,
@@ -205,8 +250,17 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
                 raise ConfigError(f"{where}.{key}: expected a list of strings")
             u[key] = tuple(value)
         sign_in_users.append(_build(SignInUser, u, where))
+    people = []
+    for i, u in enumerate(data.get("people", [])):
+        u = dict(u)
+        for key in ("proxy_addresses", "other_mails"):
+            value = u.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{source}: people[{i}].{key}: expected a list of strings")
+            u[key] = tuple(value)
+        people.append(_build(Person, u, f"{source}: people[{i}]"))
     top = {k: v for k, v in data.items()
-           if k not in ("organizers", "meetings", "recordings", "groups", "users")}
+           if k not in ("organizers", "meetings", "recordings", "groups", "users", "people")}
     if "redirect_uris" in top:
         uris = top["redirect_uris"]
         if not isinstance(uris, list) or not all(isinstance(v, str) for v in uris):
@@ -214,7 +268,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
         top["redirect_uris"] = tuple(uris)
     scenario: Scenario = _build(Scenario, top, source, organizers=organizers,
                                 meetings=tuple(meetings), recordings=tuple(recordings),
-                                groups=groups, users=tuple(sign_in_users))
+                                groups=groups, users=tuple(sign_in_users), people=tuple(people))
     meeting_ids = {m.id for m in scenario.meetings}
     organizer_ids = {o.id for o in scenario.organizers}
     for m in scenario.meetings:
@@ -225,6 +279,9 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
             raise ConfigError(f"{source}: recording {r.id!r} names a meeting that is not listed")
     if scenario.page_size < 1:
         raise ConfigError(f"{source}: page_size must be at least 1")
+    person_ids = [p.id.lower() for p in scenario.people]
+    if len(person_ids) != len(set(person_ids)):
+        raise ConfigError(f"{source}: people: an object id is listed twice")
     seen_upns: set[str] = set()
     seen_ids: set[str] = set()
     for u in scenario.users:

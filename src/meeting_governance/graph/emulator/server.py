@@ -27,6 +27,7 @@ from meeting_governance.graph.emulator.faults import Faults, RequestLog
 from meeting_governance.graph.emulator.graph_api import ApiError, GraphState
 from meeting_governance.graph.emulator.scenario import (
     Meeting,
+    Person,
     Recording,
     Scenario,
     load_scenario,
@@ -41,6 +42,8 @@ _CONTENT = re.compile(r"^/v1\.0/.+/onlineMeetings/([^/]+)/recordings/([^/]+)/con
 _REPORTS = re.compile(r"/onlineMeetings/([^/]+)/attendanceReports")
 _COPY_CHUNK = 64 * 1024
 _MAX_FORM = 64 * 1024  # a token request or the sign-in form; larger bodies are refused
+BATCH_PATH = "/v1.0/$batch"
+_MAX_BATCH = 20  # Graph's limit on requests per JSON batch
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -103,8 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._method, self._split, self._logged = method, split, False
         try:
             if split.path.startswith(GRAPH_PREFIX):
-                if method != "GET":
-                    self._graph_error(405, "BadRequest", "Only GET is emulated.")
+                if method == "POST" and split.path == BATCH_PATH:
+                    self._batch()
+                elif method != "GET":
+                    self._graph_error(405, "BadRequest", "Only GET and POST /$batch are emulated.")
                 else:
                     self._graph(split.path, split.query)
             else:
@@ -185,14 +190,92 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(404, auth.aad_error("invalid_request", 900561, "Unknown endpoint."))
 
     # -- Graph -------------------------------------------------------------------------------
-    def _graph(self, path: str, query: str) -> None:
+    def _authorised(self) -> bool:
         emu = self.server.emulator
-        faults = emu.faults
         header = self.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
         if not token or not emu.tokens.valid(token):
             self._graph_error(401, "InvalidAuthenticationToken",
                               "Access token is empty, expired or not valid.")
+            return False
+        return True
+
+    def _batch(self) -> None:
+        """`POST /$batch`: each GET answered on its own, faults applied per request."""
+        emu = self.server.emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_FORM:
+            self.close_connection = True
+            self._graph_error(413, "RequestEntityTooLarge", "The batch is too large.")
+            return
+        raw = self.rfile.read(length)
+        if not self._authorised():
+            return
+        faults = emu.faults
+        if faults.take("throttle_count", BATCH_PATH):  # the whole batch throttled
+            self._graph_error(faults.throttle_status, "TooManyRequests", "Too many requests.",
+                              {"Retry-After": faults.throttle_retry_after})
+            return
+        if faults.take("unavailable_count", BATCH_PATH):
+            self._graph_error(faults.unavailable_status, "ServiceUnavailable",
+                              "The service is temporarily unavailable.", {"Retry-After": "1"})
+            return
+        try:
+            requests = json.loads(raw)["requests"]
+            assert isinstance(requests, list)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            self._graph_error(400, "BadRequest", "Invalid batch payload format.")
+            return
+        if len(requests) > _MAX_BATCH:
+            self._graph_error(400, "BadRequest", f"The number of batch requests exceeds "
+                              f"{_MAX_BATCH}.")
+            return
+        items = [item for item in requests if isinstance(item, dict)]
+        answers = [self._batch_item(item) for item in items]
+        for item, answer in zip(items, answers, strict=True):  # logged before the answer leaves
+            inner = urlsplit(str(item.get("url", "")))
+            emu.requests.add("GET", "/v1.0/" + inner.path.lstrip("/"), inner.query,
+                             answer["status"], in_batch=True)
+        self._send_json(200, {"responses": answers})
+
+    def _batch_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        emu, faults = self.server.emulator, self.server.emulator.faults
+        rid = str(item.get("id", ""))
+        inner = urlsplit(str(item.get("url", "")))
+        path = "/v1.0/" + inner.path.lstrip("/")
+        decoded = unquote(path)
+
+        def error(status: int, code: str, message: str,
+                  headers: dict[str, str] | None = None) -> dict[str, Any]:
+            return {"id": rid, "status": status,
+                    "headers": {"Content-Type": "application/json", **(headers or {})},
+                    "body": {"error": {"code": code, "message": message}}}
+
+        if str(item.get("method", "")).upper() != "GET":
+            return error(405, "BadRequest", "Only GET is emulated inside a batch.")
+        if faults.take("throttle_count", decoded):
+            return error(faults.throttle_status, "TooManyRequests", "Too many requests.",
+                         {"Retry-After": faults.throttle_retry_after})
+        if faults.take("unavailable_count", decoded):
+            return error(faults.unavailable_status, "ServiceUnavailable",
+                         "The service is temporarily unavailable.", {"Retry-After": "1"})
+        if faults.take("forbidden_count", decoded):
+            return error(403, "Authorization_RequestDenied",
+                         "Insufficient privileges to complete the operation.")
+        raw_headers = item.get("headers")
+        headers = raw_headers if isinstance(raw_headers, dict) else {}
+        try:
+            body = emu.graph.handle(path, inner.query, headers={
+                str(k): str(v) for k, v in headers.items()})
+        except ApiError as exc:
+            return error(exc.status, exc.code, exc.message)
+        return {"id": rid, "status": 200, "headers": {"Content-Type": "application/json"},
+                "body": body}
+
+    def _graph(self, path: str, query: str) -> None:
+        emu = self.server.emulator
+        faults = emu.faults
+        if not self._authorised():
             return
         decoded = unquote(path)
         if faults.take("expire_token_count", decoded):
@@ -208,6 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._graph_error(faults.unavailable_status, "ServiceUnavailable",
                               "The service is temporarily unavailable.", {"Retry-After": "1"})
             return
+        if faults.take("forbidden_count", decoded):
+            self._graph_error(403, "Authorization_RequestDenied",
+                              "Insufficient privileges to complete the operation.")
+            return
         content = _CONTENT.match(path)
         if content:
             self._content(path, content.group(1), content.group(2))
@@ -216,7 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
         hidden = reports is not None and faults.attendance_missing(unquote(reports.group(1)))
         try:
             body = emu.graph.handle(path, query, attendance_missing=hidden,
-                                    duplicate_across_pages=faults.duplicate_across_pages)
+                                    duplicate_across_pages=faults.duplicate_across_pages,
+                                    headers=dict(self.headers.items()))
         except ApiError as exc:
             self._graph_error(exc.status, exc.code, exc.message)
             return
@@ -424,6 +512,22 @@ class EmulatorServer:
 
     def add_meeting(self, meeting: Meeting) -> None:
         self.graph.add_meeting(meeting)
+
+    def reset_directory(self) -> None:
+        """Back to the scenario's directory."""
+        self.graph.reset_directory()
+
+    def set_person(self, person: Person | None = None, *, remove: str | None = None) -> None:
+        """Change the directory at runtime: add or replace a user, or remove one by id."""
+        self.graph.set_person(person, remove=remove)
+
+    def reset_sync_state(self) -> None:
+        """Every delta and skip token issued so far is answered 410 Gone from now on."""
+        self.graph.reset_sync_state()
+
+    def expire_delta_tokens_after(self, seconds: float | None) -> None:
+        """Tokens older than this are answered 400 syncStateNotFound (None: never)."""
+        self.graph.delta_token_ttl_s = seconds
 
 
 def run_emulator(port: int, scenario_path: str | Path, media_dir: str | Path,
