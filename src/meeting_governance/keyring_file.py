@@ -76,6 +76,8 @@ class KeyFile:
         self._data = self._read()
         self._keys: dict[str, bytes] = {}
         self._load_keys()
+        if not epochs_only:
+            self.secrets()  # validates the secrets and any legacy KEKs now, with a clear error
 
     # -- reading ----------------------------------------------------------------------------
     def _read(self) -> dict[str, Any]:

@@ -49,7 +49,11 @@ class Pkcs11Store:
         self._pkcs11 = pkcs11
         try:
             token = _library(library).get_token(token_label=token_label)
-            self._session = token.open(user_pin=pin, rw=True)
+            try:
+                self._session = token.open(user_pin=pin, rw=True)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # Login is per process: another store of this process has logged in already.
+                self._session = token.open(rw=True)
         except pkcs11.exceptions.NoSuchToken:
             raise ConfigError(f"no PKCS#11 token labelled {token_label!r} in {library}: check "
                               "keys.pkcs11_token_label (softhsm2-util --show-slots)") from None

@@ -22,7 +22,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -165,11 +165,14 @@ def hold(app: AppContext, name: str, *, ttl: timedelta, busy: str,
 def exclusive(app: AppContext, name: str, owner: str, *,
               ttl: timedelta = timedelta(minutes=30)) -> Iterator[bool]:
     """Yield True when this process holds `name` for the block, False when another one does."""
-    try:
-        with hold(app, name, ttl=ttl, busy=f"{name} is held elsewhere", owner=owner):
-            yield True
-    except LockedError:
-        yield False
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold(app, name, ttl=ttl, busy=f"{name} is held elsewhere",
+                                     owner=owner))
+        except LockedError:
+            yield False
+            return
+        yield True
 
 
 # -- per-recording leases (the pipeline's workers) ----------------------------------------------
