@@ -137,6 +137,10 @@ def initialise(settings: Settings, config_file: Path | None, *,
                 ctx.audit(session, "keys.migrate", target_type="vault", items=resealed)
         if not applied:
             existing.append("database schema (up to date)")
+        if applied or not settings.checkpoint_file.exists():
+            from meeting_governance import checkpoints
+
+            checkpoints.take(ctx, reason="init")
     finally:
         ctx.close()
     return InitReport(tuple(created), tuple(existing), tuple(applied))

@@ -25,6 +25,7 @@ from meeting_governance.keys import NONCE, fingerprint, missing_key, unwrap_fail
 _LABEL = "mg-epoch:"
 _LIBS: dict[str, Any] = {}  # a PKCS#11 library is initialised once per process
 _LIBS_LOCK = threading.Lock()
+_LOGGED_IN: dict[tuple[str, str], str] = {}
 
 
 def _library(path: str) -> Any:
@@ -51,8 +52,12 @@ class Pkcs11Store:
             token = _library(library).get_token(token_label=token_label)
             try:
                 self._session = token.open(user_pin=pin, rw=True)
+                _LOGGED_IN[(library, token_label)] = pin
             except pkcs11.exceptions.UserAlreadyLoggedIn:
-                # Login is per process: another store of this process has logged in already.
+                # Login is per process: another store of this process logged in already. The
+                # token cannot check this PIN again, so we do: never accept a different one.
+                if _LOGGED_IN.get((library, token_label)) != pin:
+                    raise pkcs11.exceptions.PinIncorrect() from None
                 self._session = token.open(rw=True)
         except pkcs11.exceptions.NoSuchToken:
             raise ConfigError(f"no PKCS#11 token labelled {token_label!r} in {library}: check "

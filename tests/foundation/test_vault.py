@@ -25,7 +25,6 @@ from tests.conftest import make_settings
 
 from .conftest import file_keyring, flip_bit, raw
 
-
 OWNER = Owner("transcript", "t-1", "content")
 EPOCH = standing("test")
 

@@ -180,8 +180,6 @@ def audit_verify(ctx: typer.Context) -> None:
     exit non-zero naming the first changed, removed or moved entry."""
     app = app_context(ctx)
     result = checkpoints.verify(app)
-    for note in result.notes:
-        err_console.print(f"note: {note}")
     if not result.ok:
         where = f"entry {result.first_bad_seq}" if result.first_bad_seq else "its checkpoints"
         raise AuditChainBroken(f"audit chain broken at {where}: {result.problem} "
@@ -190,6 +188,8 @@ def audit_verify(ctx: typer.Context) -> None:
                   + (f", consistent with {result.checkpoints} signed checkpoints (latest at "
                      f"entry {result.latest_checkpoint_seq})" if result.checkpoints else "")
                   + ".")
+    for note in result.notes:
+        err_console.print(f"note: {note}")
 
 
 @audit_app.command("checkpoint")
