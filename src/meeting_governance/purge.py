@@ -291,6 +291,8 @@ def purge(app: AppContext, *, as_of: datetime, dry_run: bool = False,
             keys_destroyed=tuple(destroyed), compaction=compaction)
         point = checkpoints.take(app, reason=f"purge {run_id}")
         written = evidence.write_receipt(app, report, point)
+    if compaction.ok:
+        evidence.fold_wal(app)  # the receipt's own rows (no personal data) leave the WAL too
     log.info("purge finished", extra={"run_id": run_id, "purged": len(purged),
                                       "held": summary.held, "errors": len(failures),
                                       "keys_destroyed": len(destroyed),

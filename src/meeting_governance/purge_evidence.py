@@ -97,6 +97,21 @@ def compact(app: AppContext) -> Compaction:
         raw.close()
 
 
+def fold_wal(app: AppContext) -> bool:
+    """SQLite: checkpoint and truncate the WAL; False when a reader kept it busy."""
+    if not is_sqlite(app.engine):
+        return True
+    raw = app.engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        return not driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        raw.close()
+
+
 def _last_receipted_seq(session: Session) -> int:
     row = session.exec(select(AuditEntry.details).where(AuditEntry.action == RECEIPT_ACTION)
                        .order_by(col(AuditEntry.seq).desc()).limit(1)).first()

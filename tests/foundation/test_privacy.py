@@ -8,8 +8,8 @@ from pathlib import Path
 
 from meeting_governance import audit
 from meeting_governance.context import AppContext
-from meeting_governance.epochs import Owner
 from meeting_governance.db import checkpoint
+from meeting_governance.epochs import Owner
 from meeting_governance.observability import JsonFormatter, configure_logging
 from tests.conftest import scan_for
 
