@@ -80,6 +80,10 @@ class KeyFile:
             self.secrets()  # validates the secrets and any legacy KEKs now, with a clear error
 
     # -- reading ----------------------------------------------------------------------------
+    def _stamp(self) -> tuple[int, int]:
+        info = self.path.stat()
+        return info.st_ino, info.st_mtime_ns
+
     def _read(self) -> dict[str, Any]:
         path = self.path
         if not path.is_file():
@@ -97,6 +101,7 @@ class KeyFile:
         if not isinstance(data, dict) or data.get("format") != KEYRING_FORMAT:
             raise KeyError_(f"{self.description}: not a Meeting Governance keyring "
                             f"(expected format {KEYRING_FORMAT})")
+        self._seen = self._stamp()
         data.setdefault("epochs", {})
         data.setdefault("destroyed", {})
         return data
@@ -171,8 +176,9 @@ class KeyFile:
     # -- the EpochStore interface --------------------------------------------------------------
     def _key(self, key_id: str) -> bytes:
         key = self._keys.get(key_id)
-        if key is None:
-            # Another process may have made it since we read the file.
+        if key is None or self._stamp() != self._seen:
+            # Another process may have made it, or destroyed it, since we read the file: a
+            # destroyed key must not live on in this process's memory.
             self._data = self._read()
             self._load_keys()
             key = self._keys.get(key_id)

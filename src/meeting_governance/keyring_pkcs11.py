@@ -150,12 +150,19 @@ class Pkcs11Store:
         if len(wrapped) < NONCE + 16:
             raise unwrap_failed()
         with self._lock:
-            key = self._find(key_id)
-            try:
-                return bytes(key.decrypt(wrapped[NONCE:], mechanism=self._pkcs11.Mechanism.AES_GCM,
-                                         mechanism_param=self._gcm(wrapped[:NONCE], aad)))
-            except self._pkcs11.exceptions.PKCS11Error:
-                raise unwrap_failed() from None
+            for attempt in (1, 2):
+                key = self._find(key_id)
+                try:
+                    return bytes(key.decrypt(wrapped[NONCE:],
+                                             mechanism=self._pkcs11.Mechanism.AES_GCM,
+                                             mechanism_param=self._gcm(wrapped[:NONCE], aad)))
+                except self._pkcs11.exceptions.PKCS11Error:
+                    if attempt == 2:
+                        raise unwrap_failed() from None
+                    # The cached handle may name a key another process destroyed: look again
+                    # (a key that is gone raises "destroyed", not "tampered").
+                    self._cache.pop(key_id, None)
+        raise unwrap_failed()
 
     def close(self) -> None:
         with self._lock:
