@@ -123,19 +123,13 @@ def verify(app: AppContext) -> Verification:
                             latest, tuple(notes))
     if bad:
         return Verification(False, chain.entries, None, bad[0], len(found), latest, tuple(notes))
+    last, matched = chain.entries, 0
+    ordered = sorted(found, key=lambda c: int(c["head_seq"]))
     with Session(app.engine) as session:
-        last = chain.entries
-        matched = 0
-        for body in sorted(found, key=lambda c: c["head_seq"]):
+        for body in ordered:
             seq, want = int(body["head_seq"]), str(body["head_hash"])
-            if seq == 0:
+            if seq == 0 or seq > last:
                 continue
-            if seq > last:
-                return Verification(False, chain.entries, last + 1,
-                                    f"entry {last + 1} is missing: the checkpoint of "
-                                    f"{body['created_at']} records {seq} entries, the database "
-                                    f"has {last} (its tail was deleted, or an older database "
-                                    "was restored)", len(found), latest, tuple(notes))
             got = session.exec(select(AuditEntry.hash).where(col(AuditEntry.seq) == seq)).first()
             if got != want:
                 return Verification(False, chain.entries, matched + 1,
@@ -144,4 +138,13 @@ def verify(app: AppContext) -> Verification:
                                     f"removed entry is between {matched + 1} and {seq}",
                                     len(found), latest, tuple(notes))
             matched = seq
+    beyond = [c for c in ordered if int(c["head_seq"]) > last]
+    if beyond:
+        body = beyond[-1]
+        return Verification(False, chain.entries, last + 1,
+                            f"entry {last + 1} is missing: the checkpoint of {body['created_at']} "
+                            f"records {body['head_seq']} entries, the database has {last} — its "
+                            "tail was deleted, an older database was restored, or entries after "
+                            f"entry {matched} were removed and the rest rehashed",
+                            len(found), latest, tuple(notes))
     return Verification(True, chain.entries, None, "", len(found), latest, tuple(notes))
