@@ -159,14 +159,15 @@ class Vault:
         return json.loads(self.open(session, item_id, owner=owner))
 
     # -- re-wrapping and shredding ---------------------------------------------------------------
-    def rewrap(self, session: Session, item: VaultItem, source: KeyEpoch, target: KeyEpoch) -> None:
-        """Move one item's data key from `source`'s key to `target`'s (payload untouched)."""
+    def rewrapped(self, item: Any, source: KeyEpoch, target: KeyEpoch) -> dict[str, Any]:
+        """One item's data key moved from `source`'s key to `target`'s (payload untouched), as
+        the row values to write (`id`, `wrapped_key`, `epoch_id`)."""
         assert item.wrapped_key is not None and item.epoch_id == source.id
         owner = epochs.payload_owner(item)
         data_key = self.keys.unwrap(source.id, item.wrapped_key, wrap_aad(item.id, source.id, owner))
-        item.wrapped_key = self.keys.wrap(target.id, data_key, wrap_aad(item.id, target.id, owner))
-        item.epoch_id = target.id
-        session.add(item)
+        return {"id": item.id, "epoch_id": target.id,
+                "wrapped_key": self.keys.wrap(target.id, data_key,
+                                              wrap_aad(item.id, target.id, owner))}
 
     def shred(self, session: Session, item_id: str | None) -> bool:
         """Destroy an item's data key and ciphertext; True if it held anything. Idempotent.
