@@ -7,9 +7,9 @@ naming the item and the key), and destroying an epoch is `C_DestroyObject`. The 
 exists outside the token, so nothing this service writes (database, backups, logs, the keyring
 file) can bring it back.
 
-Tested against SoftHSM2; any PKCS#11 v2.20+ library that offers `CKM_AES_GCM` works: a network
-HSM's client library, or a cloud HSM's (AWS CloudHSM `libcloudhsm_pkcs11.so`, Azure Managed
-HSM / Thales Luna, Google Cloud KMS `libkmsp11.so` — see SECURITY.md for the settings).
+Tested against SoftHSM2; any PKCS#11 v2.20+ library that offers `CKM_AES_GCM` and destroys
+objects at once should work: a network HSM's client library (Thales Luna) or a cloud HSM's
+(AWS CloudHSM `libcloudhsm_pkcs11.so`) — see SECURITY.md for the settings.
 """
 
 from __future__ import annotations
