@@ -176,6 +176,10 @@ def test_backup_before_a_purge(app: AppContext, tmp_path: Path, backups: list[Ba
     for item_id in items_of(app, held.id, later.id) + list(registry):
         live_open(app, item_id)  # and the live database opens every survivor
     assert b"charlie held" in live_open(app, items_of(app, held.id)[0])
+    with Session(app.engine) as session:  # the held transcript moved to the hold epoch's key
+        labels = {session.get(KeyEpoch, session.get(VaultItem, i).epoch_id).label  # type: ignore[union-attr,arg-type]
+                  for i in items_of(app, held.id)}
+    assert labels == {"hold"}
     every_backup_item_accounted_for(app, backup)
 
 
