@@ -248,3 +248,21 @@ def test_signing_and_session_keys(key_file: Path) -> None:
     assert len(provider.session_secret()) == 32
     assert len(provider.blind_key()) == 32
     assert provider.blind_key() != provider.session_secret()
+
+
+def test_pkcs11_keys_never_leave_the_token(softhsm: str) -> None:
+    """Made inside the token as sensitive, non-extractable objects: their value cannot be read."""
+    import pkcs11
+
+    from meeting_governance.keyring_pkcs11 import Pkcs11Store
+
+    store = Pkcs11Store(SOFTHSM_LIBRARY, softhsm, HSM_PIN)
+    key_id = new_key_id()
+    store.create(key_id)
+    key = store._find(key_id)
+    assert key[pkcs11.Attribute.TOKEN] and key[pkcs11.Attribute.SENSITIVE]
+    assert not key[pkcs11.Attribute.EXTRACTABLE]
+    with pytest.raises(pkcs11.exceptions.PKCS11Error):
+        key[pkcs11.Attribute.VALUE]
+    store.destroy(key_id)
+    assert not store.exists(key_id)
