@@ -180,34 +180,35 @@ def claim(app: AppContext, worker: str, limit: int) -> list[int]:
     """Lease up to `limit` recordings that are due; other workers skip the rows we lock.
 
     Due: new, waiting or failed with their retry time reached, or in flight under a lease that
-    expired or whose owner died on this host. A lease a live worker holds is never taken."""
+    expired — or whose owner is a dead process of this host (taken at once, not at expiry).
+    A lease a live worker holds is never taken."""
     now = app.clock.now()
     lease_until = now + timedelta(seconds=app.settings.daemon.lease_seconds)
-    here = col(Recording.lease_owner).startswith(f"{socket.gethostname()}:")  # maybe dead
+    in_flight = col(Recording.state).in_([s.value for s in IN_FLIGHT])
     expired = col(Recording.lease_expires_at) < now
-    due = or_(
+    pending = or_(
         col(Recording.state) == State.DISCOVERED.value,
         (col(Recording.state).in_([State.WAITING.value, State.FAILED.value]))
         & col(Recording.next_attempt_at).is_not(None)
-        & (col(Recording.next_attempt_at) <= now),
-        col(Recording.state).in_([s.value for s in IN_FLIGHT]) & (expired | here),
-    )
-    free = or_(col(Recording.lease_owner).is_(None), expired, here)
+        & (col(Recording.next_attempt_at) <= now))
+    due = or_(pending, in_flight & expired)
+    free = or_(col(Recording.lease_owner).is_(None), expired)
     with app.session() as session:
-        rows = session.exec(
-            select(Recording).where(due, free).order_by(col(Recording.id)).limit(limit * 4)
-            .with_for_update(skip_locked=True)).all()
-        taken: list[Recording] = []
-        for rec in rows:
-            if len(taken) >= limit:
-                break
-            if rec.lease_owner and rec.lease_expires_at and not _free(
-                    rec.lease_owner, rec.lease_expires_at, worker, now):
-                continue  # a live worker of this host holds it
+        taken = list(session.exec(
+            select(Recording).where(due, free).order_by(col(Recording.id)).limit(limit)
+            .with_for_update(skip_locked=True)).all())
+        if len(taken) < limit:
+            # Leases still running that name a process of this host: free if it died.
+            here = col(Recording.lease_owner).startswith(f"{socket.gethostname()}:")
+            orphans = session.exec(
+                select(Recording).where(here, ~expired, or_(pending, in_flight))
+                .order_by(col(Recording.id))
+                .limit(4 * limit).with_for_update(skip_locked=True)).all()
+            taken += [r for r in orphans if owner_is_dead(r.lease_owner or "")][:limit - len(taken)]
+        for rec in taken:
             rec.lease_owner = worker
             rec.lease_expires_at = lease_until
             session.add(rec)
-            taken.append(rec)
         return [rec.id for rec in taken if rec.id is not None]
 
 

@@ -23,10 +23,11 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def leased(app: AppContext, name: str, owner: str, expires_in: timedelta) -> int:
+def leased(app: AppContext, name: str, owner: str, expires_in: timedelta,
+           state: str = "downloading") -> int:
     with app.session() as session:
         rec = Recording(graph_recording_id=name, meeting_id=name, organizer_id="org",
-                        state="downloading", lease_owner=owner,
+                        state=state, lease_owner=owner,
                         lease_expires_at=app.clock.now() + expires_in)
         session.add(rec)
         session.flush()
@@ -47,6 +48,7 @@ def test_claim_takes_only_free_leases(app: AppContext) -> None:
     live_elsewhere = leased(app, "live-elsewhere", "another-host:42", hour)
     dead_here = leased(app, "dead-here", f"{HOST}:{dead_pid()}", hour)
     expired = leased(app, "expired", "another-host:43", -hour)
+    leased(app, "stored-dead-here", f"{HOST}:{dead_pid()}", hour, state="stored")  # finished
     taken = claim(app, "restarted", 10)
     assert sorted(taken) == sorted([dead_here, expired])
     with app.session() as session:
