@@ -34,10 +34,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, Engine, LargeBinary, MetaData, String, Table, insert, select
 from sqlmodel import Session
 
+from meeting_governance import epochs
 from meeting_governance.config import load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.db import checkpoint, make_engine
+from meeting_governance.epochs import Owner, standing
+from meeting_governance.models import KeyEpoch
 from meeting_governance.vault import Vault
+
+EPOCH = standing("bench")
+
+
+def owner(index: int) -> Owner:
+    return Owner("transcript", f"t{index}", "content")
 
 WORDS = ("the budget review moves to Thursday and the vendor contract needs legal sign off "
          "before we commit to the second phase of the migration so please send your numbers "
@@ -94,7 +103,8 @@ def vault_store(app: AppContext, payload: Payloads, count: int, batch: int) -> l
     for start in range(0, count, batch):
         with app.session() as session:
             for index in range(start, min(count, start + batch)):
-                ids.append(app.vault.seal(session, payload(index), purpose="transcript"))
+                ids.append(app.vault.seal(session, payload(index), purpose="transcript",
+                                          owner=owner(index), epoch=EPOCH))
     return ids
 
 
@@ -102,8 +112,8 @@ def vault_read(app: AppContext, ids: list[str], batch: int) -> int:
     total = 0
     for start in range(0, len(ids), batch):
         with Session(app.engine) as session:
-            for item_id in ids[start:start + batch]:
-                total += len(app.vault.open(session, item_id))
+            for index, item_id in enumerate(ids[start:start + batch], start):
+                total += len(app.vault.open(session, item_id, owner=owner(index)))
     return total
 
 
@@ -143,15 +153,17 @@ def raw_read(engine: Engine, aes: AESGCM, ids: list[str], batch: int) -> int:
 
 # -- in memory: what the envelope costs ----------------------------------------------------
 
-def vault_crypto(vault: Vault, payload: Payloads, count: int, batch: int) -> int:
+def vault_crypto(vault: Vault, epoch: KeyEpoch, payload: Payloads, count: int,
+                 batch: int) -> int:
     total = 0
     for start in range(0, count, batch):
         collector = _Collector()
         session = cast(Session, collector)
         for index in range(start, min(count, start + batch)):
-            vault.seal(session, payload(index), purpose="transcript")
-        for item in collector.items:
-            total += len(vault.open_item(item))
+            vault.seal(session, payload(index), purpose="transcript", owner=owner(index),
+                       epoch=epoch)
+        for index, item in enumerate(collector.items, start):
+            total += len(vault.open_item(item, owner=owner(index)))
     return total
 
 
@@ -177,7 +189,7 @@ def verify_sample(app: AppContext, ids: list[str], engine: Engine, aes: AESGCM,
     rng = random.Random(1)
     for index in rng.sample(range(len(ids)), min(50, len(ids))):
         with Session(app.engine) as session:
-            if app.vault.open(session, ids[index]) != payload(index):
+            if app.vault.open(session, ids[index], owner=owner(index)) != payload(index):
                 raise SystemExit(f"vault item {index} did not read back")
         with engine.connect() as conn:
             nonce, ciphertext = conn.execute(
@@ -210,7 +222,10 @@ def one_repeat(run_dir: Path, payload: Payloads, count: int, batch: int, *,
             lambda: read.__setitem__("raw", raw_read(engine, aes, raw_ids, batch)))
         if read != {"vault": expected, "raw": expected}:
             raise SystemExit(f"read back {read} bytes, expected {expected} each")
-        times["vault_crypto"] = time_once(lambda: vault_crypto(app.vault, payload, count, batch))
+        with app.session() as session:
+            key = epochs.active(session, app.keys, EPOCH, app.clock.now())
+        times["vault_crypto"] = time_once(lambda: vault_crypto(app.vault, key, payload, count,
+                                                               batch))
         times["raw_crypto"] = time_once(lambda: raw_crypto(aes, payload, count, batch))
         if verify:
             verify_sample(app, ids, engine, aes, raw_ids, payload)

@@ -9,6 +9,8 @@ locally but fail under CI=true, where the server must be there.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +100,50 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
+
+
+SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
+HSM_PIN = "2718"
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SoftHSM2 token of our own (its own token directory and config), for the whole run.
+
+    A PKCS#11 library reads its configuration once per process, so one token serves every test;
+    each test's epoch keys have unique ids. Returns the token label (the PIN is HSM_PIN)."""
+    if not (os.path.isfile(SOFTHSM_LIBRARY) and shutil.which("softhsm2-util")):
+        if os.environ.get("CI"):
+            pytest.fail("SoftHSM2 is missing: scripts/test installs the Debian package softhsm2")
+        pytest.skip("SoftHSM2 is not installed (Debian package softhsm2)")
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    label = "mg-test"
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", HSM_PIN,
+                    "--so-pin", "31415"], check=True, capture_output=True)
+    return label
+
+
+def keyring_settings(kind: str, token_label: str = "") -> dict[str, object]:
+    """The `[keys]` table for a keyring kind ("file" or "pkcs11")."""
+    if kind == "pkcs11":
+        return {"provider": "pkcs11", "pkcs11_library": SOFTHSM_LIBRARY,
+                "pkcs11_token_label": token_label}
+    return {"provider": "file"}
+
+
+@pytest.fixture(params=["file", pytest.param("pkcs11", marks=pytest.mark.pkcs11)])
+def keyring_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Both keyrings: the file (embedded default) and an HSM through PKCS#11 (SoftHSM2)."""
+    if request.param == "pkcs11":
+        label = request.getfixturevalue("softhsm")
+        monkeypatch.setenv("MG_PKCS11_PIN", HSM_PIN)
+        return keyring_settings("pkcs11", label)
+    return keyring_settings("file")
 
 
 def make_settings(home: Path, db_url: str | None = None, **overrides: object) -> Settings:

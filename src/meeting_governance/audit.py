@@ -9,7 +9,6 @@ Entries carry ids and blind-index values only, never an address, a name or trans
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,15 +18,12 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
+from meeting_governance.canonical import canonical
 from meeting_governance.clock import Clock, SystemClock
 from meeting_governance.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
 _EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _instant(at: datetime) -> str:

@@ -71,9 +71,14 @@ class DatabaseSettings(Section):
 
 
 class KeysSettings(Section):
-    provider: Literal["file", "env"] = "file"
+    provider: Literal["file", "env", "pkcs11"] = "file"
     file: str = ""  # empty: $MG_HOME/keys/keys.json
     env_var: str = "MG_KEYRING"
+    epoch_file: str = ""  # provider "env": empty means $MG_HOME/keys/epochs.json
+    epoch_days: int = Field(7, ge=1, le=366)
+    pkcs11_library: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token_label: str = ""
+    pkcs11_pin_env: str = "MG_PKCS11_PIN"
     rotate_batch_size: int = Field(500, ge=1)
 
 
@@ -173,6 +178,7 @@ class RetentionSettings(Section):
         default_factory=lambda: {"standard": RetentionPolicy(days=90)}
     )
     rules: list[RetentionRule] = Field(default_factory=list)
+    metadata_days: int = Field(30, ge=0)
 
 
 class PurgeSettings(Section):
@@ -228,6 +234,11 @@ class WebSettings(Section):
         return [entry.strip() for entry in value]
 
 
+class AuditSettings(Section):
+    checkpoint_file: str = ""  # empty: $MG_HOME/audit/checkpoints.jsonl
+    checkpoint_cron: str = "45 2 * * *"
+
+
 class DsrSettings(Section):
     due_days: int = Field(30, ge=1)
 
@@ -264,6 +275,7 @@ class Settings(BaseSettings):
     purge: PurgeSettings = Field(default_factory=PurgeSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     dsr: DsrSettings = Field(default_factory=DsrSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
@@ -290,6 +302,18 @@ class Settings(BaseSettings):
     @property
     def keys_file(self) -> Path:
         return Path(self.keys.file) if self.keys.file else self.home / "keys" / "keys.json"
+
+    @property
+    def epoch_file(self) -> Path:
+        """Where the env provider keeps epoch keys (the env variable itself is read-only)."""
+        return Path(self.keys.epoch_file) if self.keys.epoch_file else (
+            self.home / "keys" / "epochs.json")
+
+    @property
+    def checkpoint_file(self) -> Path:
+        """The append-only file of signed audit checkpoints, outside the database."""
+        return Path(self.audit.checkpoint_file) if self.audit.checkpoint_file else (
+            self.home / "audit" / "checkpoints.jsonl")
 
     @property
     def staging_dir(self) -> Path:

@@ -21,15 +21,17 @@ from meeting_governance import audit
 from meeting_governance.clock import Clock, SystemClock
 from meeting_governance.config import Settings, packaged_default_toml
 from meeting_governance.db import make_engine, migrate, session_scope
-from meeting_governance.keys import FileKeyProvider, KeyProvider, provider_from_settings
-from meeting_governance.vault import Vault, register_kek_versions
+from meeting_governance.epochs import EpochPolicy
+from meeting_governance.keyring_file import create_keyring_file
+from meeting_governance.keys import Keyring, provider_from_settings
+from meeting_governance.vault import Vault, migrate_legacy
 
 
 @dataclass
 class AppContext:
     settings: Settings
     engine: Engine
-    keys: KeyProvider
+    keys: Keyring
     vault: Vault
     clock: Clock
     actor: str = field(default_factory=lambda: f"cli:{os.environ.get('USER', 'unknown')}")
@@ -45,7 +47,8 @@ class AppContext:
         if apply_migrations:
             migrate(engine)
         keys = provider_from_settings(settings)
-        vault = Vault(keys, clock)
+        vault = Vault(keys, clock, EpochPolicy(days=settings.keys.epoch_days,
+                                               metadata_days=settings.retention.metadata_days))
         return cls(settings=settings, engine=engine, keys=keys, vault=vault, clock=clock)
 
     @contextmanager
@@ -104,15 +107,16 @@ def initialise(settings: Settings, config_file: Path | None, *,
     clock = clock or SystemClock()
     home = settings.home
     (created if private_dir(home) else existing).append(f"data dir {home}")
-    for sub in (settings.staging_dir, settings.receipts_dir, settings.log_file.parent):
+    for sub in (settings.staging_dir, settings.receipts_dir, settings.log_file.parent,
+                settings.checkpoint_file.parent):
         (created if private_dir(sub) else existing).append(f"directory {sub}")
     target_cfg = config_file or home / "config.toml"
     if write_default_config(target_cfg):
         created.append(f"config {target_cfg}")
     else:
         existing.append(f"config {target_cfg}")
-    if settings.keys.provider == "file":
-        if FileKeyProvider.create(settings.keys_file):
+    if settings.keys.provider in ("file", "pkcs11"):
+        if create_keyring_file(settings.keys_file):
             created.append(f"keyring {settings.keys_file} (0600) — back it up: without it "
                            "nothing stored can be read")
         else:
@@ -121,12 +125,22 @@ def initialise(settings: Settings, config_file: Path | None, *,
     try:
         applied = migrate(ctx.engine)
         with ctx.session() as session:
-            register_kek_versions(session, ctx.keys, clock)
             if applied:
                 ctx.audit(session, "system.init", target_type="database",
                           migrations=",".join(applied))
+        # Items sealed before epoch keys: re-sealed now, then their KEK versions retired.
+        resealed = migrate_legacy(ctx.engine, ctx.vault,
+                                  batch_size=settings.keys.rotate_batch_size)
+        if resealed:
+            created.append(f"{resealed} vault items re-sealed under epoch keys (old KEKs retired)")
+            with ctx.session() as session:
+                ctx.audit(session, "keys.migrate", target_type="vault", items=resealed)
         if not applied:
             existing.append("database schema (up to date)")
+        if applied or not settings.checkpoint_file.exists():
+            from meeting_governance import checkpoints
+
+            checkpoints.take(ctx, reason="init")
     finally:
         ctx.close()
     return InitReport(tuple(created), tuple(existing), tuple(applied))

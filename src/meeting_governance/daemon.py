@@ -4,8 +4,8 @@
 - SIGTERM/SIGINT: no new item is started; the one in hand finishes (or, if the process is killed
   outright, its lease expires and another worker resumes it from its last durable state).
 - SQLite is one daemon per database (a second one is refused); on PostgreSQL any number of
-  daemons on any number of hosts share the work (leases + `FOR UPDATE SKIP LOCKED`), the poller
-  and the purge each run in one process at a time (advisory locks).
+  daemons on any number of hosts share the work (leases + `FOR UPDATE SKIP LOCKED`), the poller,
+  the purge and the daily audit checkpoint each run in one process at a time (`locks`).
 - `/healthz` and Prometheus `/metrics` on `daemon.metrics_host:metrics_port`.
 """
 
@@ -152,6 +152,24 @@ def purge_job() -> None:
         log.warning("purge job failed", extra={"error": type(exc).__name__})
 
 
+def checkpoint_job() -> None:
+    """A signed audit checkpoint each day (a purge writes one too), in one process at a time."""
+    from meeting_governance import checkpoints
+
+    rt = _runtime()
+    if rt.stopping.is_set():
+        return
+    with exclusive(rt.app, "checkpoint", rt.worker) as mine:
+        if not mine:
+            return
+        try:
+            point = checkpoints.take(rt.app, reason="daily")
+            rt.last["checkpoint"] = rt.app.clock.now().isoformat()
+            log.info("checkpoint job", extra={"head_seq": point.head_seq})
+        except (GovernanceError, OSError) as exc:
+            log.warning("checkpoint job failed", extra={"error": type(exc).__name__})
+
+
 def lock_job() -> None:
     """Renew this daemon's SQLite lock; if another daemon took it over, stop cleanly."""
     rt = _runtime()
@@ -255,6 +273,10 @@ def build_scheduler(rt: Runtime, *, only_process: bool = False) -> BackgroundSch
         scheduler.add_job(f"{__name__}:directory_job",
                           IntervalTrigger(minutes=rt.app.settings.directory.refresh_interval_minutes),
                           id="directory", replace_existing=True)
+        scheduler.add_job(f"{__name__}:checkpoint_job",
+                          CronTrigger.from_crontab(rt.app.settings.audit.checkpoint_cron,
+                                                   timezone="UTC"),
+                          id="checkpoint", replace_existing=True)
     if is_sqlite(rt.app.engine):
         scheduler.add_job(f"{__name__}:lock_job",
                           IntervalTrigger(seconds=max(daemon.lease_seconds // 3, 10)),

@@ -9,9 +9,10 @@ Rectification lives in `rectify`, anonymised statistics in `stats`.
 
 Erasure goes through `purge.tombstone`, the very function the retention purge uses, so an erased
 transcript is destroyed exactly as a purged one is (data key and ciphertext gone, tombstone
-left, one audit entry each). Transcripts under legal hold are spared and reported with their
-hold reasons. Opt-outs are kept on purpose: erasing one would let the person be transcribed
-again.
+left, one audit entry each); then every epoch that wrapped an erased item is rotated, so the
+erased transcripts are unreadable in database backups taken before the erasure too.
+Transcripts under legal hold are spared and reported with their hold reasons. Opt-outs are
+kept on purpose: erasing one would let the person be transcribed again.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from typing import Any
 from sqlalchemy import delete, func, or_
 from sqlmodel import Session, col, select
 
-from meeting_governance import formats
+from meeting_governance import epochs, formats
 from meeting_governance.context import AppContext
 from meeting_governance.db import checkpoint, is_sqlite
 from meeting_governance.errors import InputError, NotFoundError, ShreddedError
-from meeting_governance.holds import active_holds, covered_by, held_filter, hold_kind
+from meeting_governance.holds import active_holds, covered_by, held_filter, hold_kind, reason_owner
 from meeting_governance.identity import validated_email, validated_object_id
 from meeting_governance.models import (
     DsrRequest,
@@ -47,7 +48,7 @@ from meeting_governance.models import (
     TranscriptParticipant,
 )
 from meeting_governance.people import PersonIdentity, Registration, who_is
-from meeting_governance.store import read_content, read_participants
+from meeting_governance.store import read_content, read_participants, subject_owner
 from meeting_governance.transcribe import Segment
 
 KINDS = ("access", "erasure", "rectification", "withdrawal")
@@ -370,7 +371,8 @@ def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
         meetings = []
         for row in rows:
             content = read_content(app, session, row)
-            topic = app.vault.open_text(session, row.subject_item) if row.subject_item else None
+            topic = (app.vault.open_text(session, row.subject_item, owner=subject_owner(row.id))
+                     if row.subject_item else None)
             own = _own_entries(app, read_participants(app, session, row), blinds)
             app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
                       actor=actor, reason="data-subject access", reference=ref)
@@ -480,6 +482,7 @@ class ErasureReport:
     recording_links_removed: int  # the person's blind values on recordings' participant lists
     optouts_kept: int
     notes: tuple[str, ...]
+    keys_destroyed: tuple[str, ...] = ()  # epoch keys rotated away because of this erasure
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -498,7 +501,8 @@ def _hold_reasons(app: AppContext, session: Session, held: Sequence[Transcript],
         if not covers:
             continue
         try:
-            text = app.vault.open_text(session, hold.reason_item) if hold.reason_item else None
+            text = (app.vault.open_text(session, hold.reason_item, owner=reason_owner(hold.id))
+                    if hold.reason_item else None)
         except ShreddedError:
             text = None
         opened.append(hold.id)
@@ -557,12 +561,17 @@ def erase_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
                       erased=len(erased), held=len(held),
                       links_removed=len(link_ids), optouts_kept=kept_optouts)
             _complete(app, session, req, actor)
+    destroyed: list[str] = []
     if req is not None:
+        # Every epoch that wrapped an erased item is rotated: survivors re-wrapped under a new
+        # key, the old key destroyed, so no copy of the database can show the erased items.
+        destroyed = [d.key_id for d in epochs.settle(
+            app, reason="erasure", retire=False, batch_size=app.settings.keys.rotate_batch_size)]
         checkpoint(app.engine)  # SQLite: no shredded key may linger in the WAL
     notes = [OPTOUTS_KEPT_NOTE] + ([HELD_NOTE] if held else [])
     return ErasureReport(reference=ref, dry_run=dry_run, erased=tuple(erased), held=tuple(held),
                          recording_links_removed=len(link_ids), optouts_kept=kept_optouts,
-                         notes=tuple(notes))
+                         notes=tuple(notes), keys_destroyed=tuple(destroyed))
 
 
 # -- withdrawal of consent --------------------------------------------------------------------

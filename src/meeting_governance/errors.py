@@ -85,3 +85,7 @@ class GateBlocked(GovernanceError):
 
 class LockedError(GovernanceError):
     """Another process holds the lock this command needs (a second daemon, an overlapping purge)."""
+
+
+class PurgeIncomplete(GovernanceError):
+    """A purge ran but did not finish everything (a transcript failed, compaction was busy)."""

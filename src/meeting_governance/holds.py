@@ -24,6 +24,7 @@ from sqlalchemy import and_, exists, not_, or_
 from sqlmodel import Session, col, select
 
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import Owner, standing
 from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.identity import validated_email, validated_object_id
 from meeting_governance.models import (
@@ -34,6 +35,12 @@ from meeting_governance.models import (
     TranscriptParticipant,
 )
 from meeting_governance.people import PersonIdentity
+
+EPOCH = standing("legal_hold")  # hold reasons live as long as the hold register
+
+
+def reason_owner(hold_id: str) -> Owner:
+    return Owner("legal_hold", hold_id, "reason")
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,8 @@ def set_hold(app: AppContext, identity: PersonIdentity | None = None, /, *, reas
                     person_blind=(_person_blind(app, email, object_id)
                                   if (email or object_id) else None),
                     meeting_id=meeting_id or None, set_by=actor, set_at=app.clock.now())
-        hold.reason_item = app.vault.seal_text(session, reason, purpose="hold-reason")
+        hold.reason_item = app.vault.seal_text(session, reason, purpose="hold-reason",
+                                               owner=reason_owner(hold.id), epoch=EPOCH)
         session.add(hold)
         session.flush()
         if hold.person_blind:
@@ -276,8 +284,9 @@ def release_hold(app: AppContext, hold_id: str, *, reason: str,
         covered = covered_by(session, hold)
         hold.released_at = app.clock.now()
         hold.released_by = actor
-        hold.release_reason_item = app.vault.seal_text(session, reason,
-                                                       purpose="hold-release-reason")
+        hold.release_reason_item = app.vault.seal_text(
+            session, reason, purpose="hold-release-reason", epoch=EPOCH,
+            owner=Owner("legal_hold", hold.id, "release_reason"))
         session.add(hold)
         session.flush()
         refresh_flags(session, covered)
@@ -297,7 +306,7 @@ def list_holds(app: AppContext, *, include_released: bool = False,
         result = []
         for hold in rows:
             covered = len(covered_by(session, hold)) if hold.released_at is None else 0
-            reason = (app.vault.open_text(session, hold.reason_item)
+            reason = (app.vault.open_text(session, hold.reason_item, owner=reason_owner(hold.id))
                       if with_reasons and hold.reason_item else None)
             result.append(_info(hold, covered, reason))
         if with_reasons and rows:

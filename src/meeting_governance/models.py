@@ -20,16 +20,24 @@ def utcnow() -> datetime:
 
 
 class VaultItem(SQLModel, table=True):
-    """One sealed value: AES-256-GCM ciphertext under its own data key, wrapped by a KEK.
+    """One sealed value: AES-256-GCM ciphertext under its own data key, wrapped by the key of
+    its epoch (`epoch_id`, see `epochs`), bound to the row and field that own it.
 
-    Crypto-shredding sets `wrapped_key` and `ciphertext` to NULL and stamps `shredded_at`.
+    Crypto-shredding sets `wrapped_key`, `nonce` and `ciphertext` to NULL and stamps
+    `shredded_at`; the epoch key that wrapped it is then destroyed, which is what reaches the
+    copies of the database that row deletion cannot. `kek_version` > 0 marks an item from
+    before epoch keys (wrapped by a KEK version; `keys migrate` re-seals it).
     """
 
     __tablename__ = "vault_item"
 
     id: str = Field(primary_key=True, max_length=64)
     purpose: str = Field(max_length=40, index=True)
-    kek_version: int = Field(index=True)
+    kek_version: int = Field(default=0, index=True)
+    epoch_id: str | None = Field(default=None, max_length=40, index=True)
+    owner_table: str | None = Field(default=None, max_length=40)
+    owner_id: str | None = Field(default=None, max_length=64)
+    field: str | None = Field(default=None, max_length=40)
     wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     nonce: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
@@ -37,14 +45,48 @@ class VaultItem(SQLModel, table=True):
     shredded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class KeyEpoch(SQLModel, table=True):
+    """One epoch key: which epoch it serves, and whether it still exists.
+
+    The key material is in the keyring (file or HSM), never here. `label` names the epoch
+    (`retention:2026-03-02`, `metadata:…`, `hold`, `standing:optout`); a label has one active
+    generation at a time, and a rotation or a retirement destroys the old one.
+    """
+
+    __tablename__ = "key_epoch"
+
+    id: str = Field(primary_key=True, max_length=40)
+    label: str = Field(max_length=80, index=True)
+    kind: str = Field(max_length=20)
+    generation: int = 1
+    period_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    state: str = Field(default="active", max_length=12, index=True)  # active|closing|destroyed
+    fingerprint: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    destroyed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    destroyed_reason: str = Field(default="", max_length=40)
+
+
 class KekVersion(SQLModel, table=True):
-    """Which KEK versions exist and which are retired (the key material stays with the provider)."""
+    """KEK versions of databases from before epoch keys (kept for `keys migrate` and history)."""
 
     __tablename__ = "kek_version"
 
     version: int = Field(primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement of the audit chain head (also written outside the database)."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    head_seq: int
+    head_hash: str = Field(max_length=64)
+    line: str  # the signed canonical JSON, exactly as written to the checkpoint file
 
 
 class AuditEntry(SQLModel, table=True):

@@ -24,6 +24,7 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import Owner
 from meeting_governance.errors import GraphError, ShreddedError
 from meeting_governance.graph.client import GraphClient
 from meeting_governance.graph.directory import lookup
@@ -84,11 +85,11 @@ class RefreshReport:
     error: str | None = None
 
 
-def _identity(app: AppContext, item: VaultItem | None) -> dict[str, str | None]:
+def _identity(app: AppContext, optout_id: str, item: VaultItem | None) -> dict[str, str | None]:
     if item is None:
         return {}
     try:
-        data = json.loads(app.vault.open_item(item))
+        data = json.loads(app.vault.open_item(item, owner=Owner("optout", optout_id, "identity")))
     except ShreddedError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -110,7 +111,7 @@ def refresh(app: AppContext, graph: GraphClient, *, limit: int | None = None) ->
                       col(OptOut.id)).limit(limit)).all()
         items = {i.id: i for i in session.exec(select(VaultItem).where(col(VaultItem.id).in_(
             [r.identity_item for r in rows if r.identity_item]))).all()} if rows else {}
-        wanted = {r.id: _identity(app, items.get(r.identity_item or "")) for r in rows}
+        wanted = {r.id: _identity(app, r.id, items.get(r.identity_item or "")) for r in rows}
     emails = [v["email"] for v in wanted.values() if v.get("email")]
     oids = [v["object_id"] for v in wanted.values() if v.get("object_id")]
     try:

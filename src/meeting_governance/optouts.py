@@ -31,6 +31,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from meeting_governance import audit
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import Owner, standing
 from meeting_governance.errors import InputError, NotFoundError, ShreddedError
 from meeting_governance.identity import Participant, validated_email, validated_object_id
 from meeting_governance.meetingref import (
@@ -301,22 +302,29 @@ class OptOutView:
         return data
 
 
-def _open_items(vault: Vault, session: Session, ids: Iterable[str | None]) -> dict[str, Any]:
-    """Load and open many vault items in a few queries (no N+1); shredded ones map to None."""
-    wanted = sorted({i for i in ids if i})
+EPOCH = standing("optout")  # opt-outs are kept as long as the registry (SECURITY.md)
+
+
+def _open_items(vault: Vault, session: Session,
+                owned: Iterable[tuple[str | None, Owner]]) -> dict[str, Any]:
+    """Load and open many vault items in a few queries (no N+1); shredded ones map to None.
+    Each item is opened as the field that points at it (a moved item fails to open)."""
+    owners = {i: owner for i, owner in owned if i}
     opened: dict[str, Any] = {}
-    for chunk in _chunks(wanted):
+    for chunk in _chunks(sorted(owners)):
         for item in session.exec(select(VaultItem).where(col(VaultItem.id).in_(chunk))).all():
             try:
-                opened[item.id] = vault.open_item(item)
+                opened[item.id] = vault.open_item(item, owner=owners[item.id])
             except ShreddedError:
                 opened[item.id] = None
     return opened
 
 
 def _views(app: AppContext, session: Session, rows: Sequence[OptOut]) -> list[OptOutView]:
-    items = _open_items(app.vault, session, (i for r in rows for i in
-                                             (r.identity_item, r.note_item, r.revoke_reason_item)))
+    items = _open_items(app.vault, session, (
+        (item, Owner("optout", r.id, name)) for r in rows for item, name in
+        ((r.identity_item, "identity"), (r.note_item, "note"),
+         (r.revoke_reason_item, "revoke_reason"))))
 
     def text(item_id: str | None) -> str | None:
         raw = items.get(item_id) if item_id else None
@@ -344,17 +352,20 @@ def _insert(app: AppContext, session: Session, clean: _Clean, req: OptOutRequest
     vault = app.vault
     identity = {"name": clean.name, "email": clean.email, "object_id": clean.object_id,
                 "meeting": clean.meeting}
+    oid = uuid.uuid4().hex
     row = OptOut(
-        id=uuid.uuid4().hex,
+        id=oid,
         email_blind=vault.blind_email(clean.email) if clean.email else None,
         object_id_blind=vault.blind_object_id(clean.object_id) if clean.object_id else None,
         name_blind=blind_name(vault, clean.name) if clean.name else None,
-        identity_item=vault.seal_json(session, identity, purpose="optout-identity"),
+        identity_item=vault.seal_json(session, identity, purpose="optout-identity",
+                                      owner=Owner("optout", oid, "identity"), epoch=EPOCH),
         scope=clean.scope,
         meeting_key=blind_meeting(vault, clean.meeting_key) if clean.meeting_key else None,
         valid_from=clean.valid_from, valid_until=clean.valid_until,
         covers_recording=req.covers_recording, covers_transcription=req.covers_transcription,
-        note_item=vault.seal_text(session, clean.note, purpose="optout-note") if clean.note else None,
+        note_item=vault.seal_text(session, clean.note, purpose="optout-note", epoch=EPOCH,
+                                  owner=Owner("optout", oid, "note")) if clean.note else None,
         created_by=actor, created_at=app.clock.now(),
     )
     if registration is not None:
@@ -418,7 +429,9 @@ def revoke_optout(app: AppContext, session: Session, optout_id: str, *, actor: s
     row.revoked_at = app.clock.now()
     row.revoked_by = actor
     if reason:
-        row.revoke_reason_item = app.vault.seal_text(session, reason, purpose="optout-reason")
+        row.revoke_reason_item = app.vault.seal_text(
+            session, reason, purpose="optout-reason", epoch=EPOCH,
+            owner=Owner("optout", row.id, "revoke_reason"))
     session.add(row)
     bump_registry(session, row.revoked_at)
     app.audit(session, "optout.revoke", target_type=_TARGET, target_id=row.id, actor=actor,

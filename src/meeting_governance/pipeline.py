@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,13 +25,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
 from meeting_governance import formats, holds, retention
 from meeting_governance.context import AppContext, worker_identity
 from meeting_governance.diarization import Diarization
+from meeting_governance.epochs import Owner
 from meeting_governance.errors import DatabaseError, GovernanceError, GraphError, TranscriptionError
 from meeting_governance.gate import Decision, Verdict, decide
 from meeting_governance.gate_inputs import (
@@ -49,9 +48,10 @@ from meeting_governance.graph import (
     download_recording,
 )
 from meeting_governance.graph.recordings import group_organizers, link_fingerprint
+from meeting_governance.locks import LeaseKeeper, claim, release, renew_lease
 from meeting_governance.models import DeltaLink, Recording, Transcript
 from meeting_governance.observability import METRICS
-from meeting_governance.states import IN_FLIGHT, State, transition
+from meeting_governance.states import State, transition
 from meeting_governance.store import NewTranscript, store_transcript
 from meeting_governance.transcribe import Transcriber, TranscriptResult
 
@@ -247,72 +247,7 @@ def _store_discovery(app: AppContext, organizer_id: str, found: Discovery, now: 
     return new, seen
 
 
-# -- claiming -----------------------------------------------------------------------------
-
-def claim(app: AppContext, worker: str, limit: int) -> list[int]:
-    """Lease up to `limit` recordings that are due; other workers skip the rows we lock."""
-    now = app.clock.now()
-    lease_until = now + timedelta(seconds=app.settings.daemon.lease_seconds)
-    due = or_(
-        col(Recording.state) == State.DISCOVERED.value,
-        (col(Recording.state).in_([State.WAITING.value, State.FAILED.value]))
-        & col(Recording.next_attempt_at).is_not(None)
-        & (col(Recording.next_attempt_at) <= now),
-        col(Recording.state).in_([s.value for s in IN_FLIGHT])
-        & (col(Recording.lease_expires_at) < now),
-    )
-    free = or_(col(Recording.lease_owner).is_(None), col(Recording.lease_expires_at) < now)
-    with app.session() as session:
-        rows = session.exec(
-            select(Recording).where(due, free).order_by(col(Recording.id)).limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for rec in rows:
-            rec.lease_owner = worker
-            rec.lease_expires_at = lease_until
-            session.add(rec)
-        return [rec.id for rec in rows if rec.id is not None]
-
-
-def renew_lease(app: AppContext, recording_id: int, worker: str) -> bool:
-    """Extend our lease; False when it was lost (expired and taken by another worker)."""
-    until = app.clock.now() + timedelta(seconds=app.settings.daemon.lease_seconds)
-    with app.session() as session:
-        result = session.exec(
-            update(Recording).where(col(Recording.id) == recording_id,
-                                    col(Recording.lease_owner) == worker)
-            .values(lease_expires_at=until))
-        return bool(result.rowcount)
-
-
-class LeaseKeeper:
-    """Renews a lease in the background while a long step (download, transcription) runs."""
-
-    def __init__(self, app: AppContext, recording_id: int, worker: str) -> None:
-        self.app, self.recording_id, self.worker = app, recording_id, worker
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"lease-{recording_id}")
-
-    def _run(self) -> None:
-        interval = max(self.app.settings.daemon.lease_seconds / 3, 1.0)
-        while not self._stop.wait(interval):
-            try:
-                if not renew_lease(self.app, self.recording_id, self.worker):
-                    self.lost = True
-                    return
-            except GovernanceError:
-                log.warning("lease renewal failed", extra={"recording": self.recording_id})
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
+# -- claiming: the leases live in `locks`, with every other lock -----------------------------
 
 # -- one recording ------------------------------------------------------------------------
 
@@ -412,7 +347,9 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         ref = seen.meeting_ref(rec)
         rec.meeting_start, rec.meeting_end = ref.start, ref.end
         if info.subject and rec.subject_item is None:
-            rec.subject_item = app.vault.seal_text(session, info.subject, purpose="subject")
+            rec.subject_item = app.vault.seal_text(
+                session, info.subject, purpose="subject", epoch=app.vault.metadata_epoch(),
+                owner=Owner("recording", str(recording_id), "subject"))
         remember_participants(session, recording_id, seen.blinds)
         transition(app, session, rec, State.DOWNLOADING, reason=decision.reason, actor=actor)
 
@@ -553,12 +490,5 @@ def process(app: AppContext, services: Services, *, limit: int, worker: str | No
     return ProcessReport(tuple(outcomes))
 
 
-def release(app: AppContext, recording_ids: Sequence[int], worker: str) -> None:
-    """Give leased-but-untouched items back (graceful stop)."""
-    if not recording_ids:
-        return
-    with app.session() as session:
-        session.exec(
-            update(Recording).where(col(Recording.id).in_(list(recording_ids)),
-                                    col(Recording.lease_owner) == worker)
-            .values(lease_owner=None, lease_expires_at=None))
+__all__ = ["LeaseKeeper", "Outcome", "PollReport", "ProcessReport", "Services", "claim",
+           "poll", "process", "process_one", "release", "renew_lease"]

@@ -4,22 +4,26 @@ Due = `retain_until <= as_of`, not purged, and no hold in force (transcript, per
 see `holds`). Each batch is one transaction that shreds the vault items (data key and
 ciphertext), deletes the participant index, turns the row into a tombstone and writes one audit
 entry per transcript, so a kill at any instant leaves each transcript either untouched or fully
-purged, and the next run carries on. A signed receipt then lists every purge recorded in the
-audit log since the previous receipt (so purges of a run that was killed are receipted too).
+purged, and the next run carries on. Recordings that never became transcripts lose their
+metadata the same way (`purge_metadata`).
 
-Only one purge runs at a time (`purge_lock`). On SQLite, `secure_delete` zeroes freed cells, and
-after the run the WAL is checkpointed and truncated (and the file vacuumed when small), so no
-purged key or ciphertext lingers in the file or the log.
+Then `epochs.settle` destroys the keys: every epoch that lost an item is rotated (survivors
+re-wrapped under a new key, the old key destroyed) and every epoch whose period has ended is
+retired (held or extended items re-wrapped where they now belong, the key destroyed). That is
+what reaches backups, replicas, WAL and free pages: whatever bytes of a purged item remain
+anywhere, the only key that could unwrap its data key is gone. Compaction (SQLite WAL
+checkpoint and VACUUM) is still done, but the guarantee no longer depends on it; when it cannot
+complete (a reader holds a transaction) the report and the receipt say so and the command
+exits non-zero.
+
+Finally an audit checkpoint is signed and a receipt written (`purge_evidence`): the
+tombstones, the keys destroyed (ids and fingerprints) and the checkpoint. Only one purge runs
+at a time (`locks.hold`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import socket
-import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -30,35 +34,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, text, update
+from sqlalchemy import and_, delete, func, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
-from meeting_governance import audit, receipts
+from meeting_governance import audit, checkpoints, epochs
+from meeting_governance import purge_evidence as evidence
 from meeting_governance.context import AppContext
-from meeting_governance.db import checkpoint, is_sqlite
-from meeting_governance.errors import DatabaseError, LockedError
+from meeting_governance.db import is_sqlite
+from meeting_governance.epochs import Destroyed
+from meeting_governance.errors import DatabaseError
 from meeting_governance.holds import ActiveHolds, active_holds, held_filter, not_held_filter
+from meeting_governance.locks import Lock, hold
 from meeting_governance.models import (
-    AuditEntry,
-    AuditHead,
-    PurgeReceipt,
     Recording,
     RecordingParticipant,
-    ServiceLock,
     Transcript,
     TranscriptParticipant,
     VaultItem,
 )
+from meeting_governance.purge_evidence import Compaction, clean_staging
+from meeting_governance.purge_metadata import count_due, purge_metadata
 
 log = logging.getLogger(__name__)
 
 PURGE_ACTION = "transcript.purged"
-RECEIPT_ACTION = "purge.receipt"
+RECEIPT_ACTION = evidence.RECEIPT_ACTION
 LOCK_NAME = "purge"
 LOCK_TTL = timedelta(minutes=10)
 MAX_BATCH = 5000  # 4 ids per transcript stay far below SQLite's bound-parameter limit
-VACUUM_MAX_BYTES = 512 * 1024 * 1024
 
 Progress = Callable[[int, int], None]
 
@@ -90,118 +94,26 @@ class PurgeReport:
     receipt_id: str | None = None
     receipt_path: Path | None = None
     vacuumed: bool = False
+    metadata_purged: int = 0  # recordings without a transcript whose metadata was purged
+    keys_destroyed: tuple[Destroyed, ...] = ()
+    compaction: Compaction = field(default_factory=lambda: Compaction("not run"))
+    epochs_due: int = 0  # dry run: epoch keys the run would retire
+
+    @property
+    def complete(self) -> bool:
+        """False when something the run should do did not happen (the CLI exits non-zero)."""
+        return not self.errors and self.compaction.ok
 
 
 # -- the lock -------------------------------------------------------------------------------
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """A lease left by a process of this host that no longer exists (a SIGKILLed purge)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _advisory_key(conn: Any) -> int:
-    """One lock per schema, so installations sharing a PostgreSQL database stay independent."""
-    schema = conn.execute(text("SELECT current_schema()")).scalar() or "public"
-    digest = hashlib.sha256(f"meeting-governance:purge:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@dataclass
-class Lease:
-    """The purge lock while held; `renew` pushes its expiry out during a long run."""
-
-    app: AppContext
-    owner: str
-    expires_at: datetime
-    _renewed: float = field(default_factory=time.monotonic)
-
-    def renew(self, *, force: bool = False) -> None:
-        if not force and time.monotonic() - self._renewed < 60:
-            return
-        self.expires_at = datetime.now(UTC) + LOCK_TTL
-        with self.app.session() as session:
-            result = session.exec(update(ServiceLock).where(
-                col(ServiceLock.name) == LOCK_NAME, col(ServiceLock.owner) == self.owner)
-                .values(expires_at=self.expires_at))
-            if result.rowcount == 0:
-                raise LockedError("this purge lost its lock (it expired and another run took "
-                                  "it over); stopping here — the other run carries on")
-        self._renewed = time.monotonic()
-
-
-def _release_advisory(conn: Any, key: int) -> None:
-    """Unlock before the connection goes back to the pool (a pooled session would keep it)."""
-    try:
-        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        conn.commit()
-    except DBAPIError:
-        conn.invalidate()  # closing the session for real releases the lock too
-    finally:
-        conn.close()
+Lease = Lock
 
 
 @contextmanager
-def purge_lock(app: AppContext) -> Iterator[Lease]:
-    """Hold the purge lock or raise `LockedError` at once (never wait behind another purge).
-
-    The lease is a `service_lock` row that expires (wall-clock time, not `as_of`); a lease left
-    by a dead process on this host is taken over. On PostgreSQL a session advisory lock is
-    held as well: it dies with its connection, so it is the authority across hosts.
-    """
-    owner = _owner()
-    pg_conn = None
-    key = 0
-    if not is_sqlite(app.engine):
-        pg_conn = app.engine.connect()
-        key = _advisory_key(pg_conn)
-        got = bool(pg_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-        pg_conn.commit()
-        if not got:
-            pg_conn.close()
-            raise LockedError("another purge is running on this database (advisory lock held); "
-                              "this run did nothing — try again when it has finished")
-    try:
-        now = datetime.now(UTC)
-        expires = now + LOCK_TTL
-        with app.session() as session:
-            row = session.exec(select(ServiceLock).where(ServiceLock.name == LOCK_NAME)
-                               .with_for_update()).first()
-            if row is not None:
-                free = (pg_conn is not None or row.expires_at <= now
-                        or _owner_is_dead(row.owner))
-                if not free:
-                    raise LockedError(
-                        f"another purge is running (lock held by {row.owner} until "
-                        f"{row.expires_at.isoformat(timespec='seconds')}); this run did nothing — "
-                        "try again when it has finished")
-                row.owner = owner
-                row.expires_at = expires
-                session.add(row)
-            else:
-                session.add(ServiceLock(name=LOCK_NAME, owner=owner, expires_at=expires))
-        lease = Lease(app, owner, expires)
-        try:
-            yield lease
-        finally:
-            with app.session() as session:
-                session.exec(delete(ServiceLock).where(
-                    col(ServiceLock.name) == LOCK_NAME, col(ServiceLock.owner) == owner))
-    finally:
-        if pg_conn is not None:
-            _release_advisory(pg_conn, key)
+def purge_lock(app: AppContext) -> Iterator[Lock]:
+    """Hold the purge lock or raise `LockedError` at once (never wait behind another purge)."""
+    with hold(app, LOCK_NAME, ttl=LOCK_TTL, busy="another purge is running") as lock:
+        yield lock
 
 
 # -- selecting what is due ------------------------------------------------------------------
@@ -364,18 +276,29 @@ def purge(app: AppContext, *, as_of: datetime, dry_run: bool = False,
             lease.renew()
             if progress:
                 progress(len(purged), max(summary.due, len(purged)))
-        staging = clean_staging(app, dry_run=False)
+        metadata = purge_metadata(app, as_of, run_id=run_id, batch_size=size)
+        lease.renew()
+        destroyed = epochs.settle(app, as_of=as_of, reason="purge",
+                                  batch_size=app.settings.keys.rotate_batch_size)
+        lease.renew()
+        staging = evidence.clean_staging(app, dry_run=False)
+        compaction = evidence.compact(app)
         report = PurgeReport(
             run_id=run_id, as_of=as_of, dry_run=False, purged=len(purged),
             by_policy=dict(sorted(by_policy.items())), held=summary.held, skipped=summary.skipped,
             errors=tuple(failures), tombstone_ids=tuple(purged), staging_deleted=staging,
-            batches=batches, seconds=0.0)
-        written = _write_receipt(app, report)
-    vacuumed = _compact(app)
+            batches=batches, seconds=0.0, metadata_purged=metadata,
+            keys_destroyed=tuple(destroyed), compaction=compaction)
+        point = checkpoints.take(app, reason=f"purge {run_id}")
+        written = evidence.write_receipt(app, report, point)
+    if compaction.ok:
+        evidence.fold_wal(app)  # the receipt's own rows (no personal data) leave the WAL too
     log.info("purge finished", extra={"run_id": run_id, "purged": len(purged),
-                                      "held": summary.held, "errors": len(failures)})
+                                      "held": summary.held, "errors": len(failures),
+                                      "keys_destroyed": len(destroyed),
+                                      "compaction": compaction.status})
     return PurgeReport(**{**report.__dict__, "receipt_id": written.id,
-                          "receipt_path": written.path, "vacuumed": vacuumed,
+                          "receipt_path": written.path, "vacuumed": compaction.vacuumed,
                           "seconds": time.monotonic() - started})
 
 
@@ -430,99 +353,15 @@ def _dry_run(app: AppContext, as_of: datetime, size: int, run_id: str, started: 
         if progress:
             progress(len(ids), summary.due)
         session.rollback()
+    with app.session() as session:
+        due_epochs = len(set(epochs.expired(session, as_of)) | set(epochs.dirty(session)))
     return PurgeReport(run_id=run_id, as_of=as_of, dry_run=True, purged=len(ids),
                        by_policy=dict(sorted(by_policy.items())), held=summary.held,
                        skipped=summary.skipped, errors=(), tombstone_ids=tuple(ids),
                        staging_deleted=clean_staging(app, dry_run=True),
-                       batches=-(-len(ids) // size), seconds=time.monotonic() - started)
-
-
-# -- staging, receipt, compaction ---------------------------------------------------------------
-def clean_staging(app: AppContext, *, dry_run: bool) -> int:
-    """Delete temporary media older than `download.staging_max_age_hours` (by real time, not
-    `as_of`: a download in progress must not vanish under a time-travelling run)."""
-    root = app.settings.staging_dir
-    if not root.is_dir():
-        return 0
-    limit = app.clock.now().timestamp() - app.settings.download.staging_max_age_hours * 3600
-    count = 0
-    for path in sorted(root.rglob("*"), reverse=True):
-        try:
-            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < limit:
-                count += 1
-                if not dry_run:
-                    path.unlink()
-            elif path.is_dir() and not dry_run and not any(path.iterdir()) \
-                    and path.stat().st_mtime < limit:
-                path.rmdir()
-        except FileNotFoundError:
-            continue  # removed meanwhile by the pipeline itself
-    return count
-
-
-def _last_receipted_seq(session: Session) -> int:
-    row = session.exec(select(AuditEntry.details).where(AuditEntry.action == RECEIPT_ACTION)
-                       .order_by(col(AuditEntry.seq).desc()).limit(1)).first()
-    if row is None:
-        return 0
-    return int(json.loads(row).get("covers_to_seq", 0))
-
-
-def _write_receipt(app: AppContext, report: PurgeReport) -> receipts.WrittenReceipt:
-    """Sign and write the receipt, then record it (table row and audit entry) in one go."""
-    with app.session() as session:
-        head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
-        since = _last_receipted_seq(session)
-        covered = list(session.exec(
-            select(AuditEntry.target_id).where(AuditEntry.action == PURGE_ACTION,
-                                               col(AuditEntry.seq) > since,
-                                               col(AuditEntry.seq) <= head.seq)
-            .order_by(col(AuditEntry.seq))).all())
-        now = app.clock.now()
-        receipt_id = uuid.uuid4().hex
-        body = {
-            "receipt_id": receipt_id, "created_at": now.isoformat(), "as_of": report.as_of.isoformat(),
-            "run_id": report.run_id, "tombstone_ids": covered,
-            "counts": {"purged": report.purged, "by_policy": report.by_policy,
-                       "held": report.held, "skipped": report.skipped,
-                       "errors": len(report.errors), "staging_deleted": report.staging_deleted,
-                       "from_earlier_runs": len(covered) - report.purged},
-            "audit": {"from_seq": since + 1, "head_seq": head.seq, "head_hash": head.hash},
-        }
-        written = receipts.write(app.settings.receipts_dir, receipt_id,
-                                 receipts.sign(body, app.keys.signing_key()))
-        session.add(PurgeReceipt(id=receipt_id, created_at=now, path=str(written.path),
-                                 sha256=written.sha256, purged_count=len(covered)))
-        app.audit(session, RECEIPT_ACTION, target_type="purge_receipt", target_id=receipt_id,
-                  sha256=written.sha256, covers_to_seq=head.seq, tombstones=len(covered),
-                  purged=report.purged, held=report.held, errors=len(report.errors),
-                  run_id=report.run_id)
-    return written
-
-
-def _compact(app: AppContext) -> bool:
-    """SQLite: fold and truncate the WAL; VACUUM too when the file is small enough for it to be
-    cheap (secure_delete already zeroed freed cells; VACUUM also rewrites partly used pages and
-    gives the space back)."""
-    if not is_sqlite(app.engine):
-        return False
-    checkpoint(app.engine)
-    raw = app.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
-        page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
-        vacuum = pages * page_size <= VACUUM_MAX_BYTES
-        if vacuum:
-            cursor.execute("VACUUM")
-        cursor.close()
-    except sqlite3.OperationalError:
-        vacuum = False  # another connection is busy: the checkpoint alone already ran
-    finally:
-        raw.close()
-    if vacuum:
-        checkpoint(app.engine)
-    return bool(vacuum)
+                       batches=-(-len(ids) // size), seconds=time.monotonic() - started,
+                       metadata_purged=count_due(app, as_of), epochs_due=due_epochs,
+                       compaction=Compaction("not run (dry run)"))
 
 
 __all__ = ["Lease", "PurgeFailure", "PurgeReport", "clean_staging", "purge",

@@ -1,7 +1,10 @@
 """Rectification: correct a stored transcript without keeping what it used to say.
 
 The corrected document is sealed as a new vault item (a new data key) and the old item is
-crypto-shredded in the same transaction, so exactly one readable version exists. The audit
+crypto-shredded in the same transaction, so exactly one readable version exists; then the
+epoch that wrapped the old data key is rotated (its other items re-wrapped under a new key,
+the old key destroyed), so no copy of the database taken before the correction can show the
+old text any more. The audit
 log records that version N became N+1 (and the request reference), never the text. The reason
 for the correction goes inside the new sealed document, so it shares the transcript's fate at
 purge time. A transcript under legal hold is not rectified: that would destroy held evidence.
@@ -17,14 +20,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from meeting_governance import formats
+from meeting_governance import epochs, formats
 from meeting_governance.context import AppContext
 from meeting_governance.db import checkpoint, is_sqlite
 from meeting_governance.dsr import check_reference
 from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.holds import is_held
 from meeting_governance.models import Transcript
-from meeting_governance.store import read_content
+from meeting_governance.store import content_owner, read_content
 from meeting_governance.transcribe import Segment
 
 MAX_REASON = 500
@@ -41,6 +44,7 @@ class RectifyReport:
     from_version: int
     to_version: int
     segments_changed: int
+    keys_destroyed: tuple[str, ...] = ()
 
 
 def editable_text(content: dict[str, Any]) -> str:
@@ -156,7 +160,8 @@ def rectify(app: AppContext, transcript_id: str, new: str | Sequence[Segment], *
         old_item = row.content_item
         row.content_item = app.vault.seal(
             session, json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8"),
-            purpose="transcript")
+            purpose="transcript", owner=content_owner(row.id),
+            epoch=app.vault.retention_epoch(row.retain_until))
         app.vault.shred(session, old_item)
         row.version = from_version + 1
         row.updated_at = app.clock.now()
@@ -164,8 +169,11 @@ def rectify(app: AppContext, transcript_id: str, new: str | Sequence[Segment], *
         app.audit(session, "transcript.rectified", target_type="transcript", target_id=row.id,
                   actor=actor, from_version=from_version, to_version=row.version,
                   segments_changed=changed, reason_given=bool(reason), reference=reference)
+    destroyed = epochs.settle(app, reason="rectification", retire=False,
+                              batch_size=app.settings.keys.rotate_batch_size)
     checkpoint(app.engine)  # SQLite: the old ciphertext must not linger in the WAL
-    return RectifyReport(row.id, from_version, from_version + 1, changed)
+    return RectifyReport(row.id, from_version, from_version + 1, changed,
+                         tuple(d.key_id for d in destroyed))
 
 
 def _locked(app: AppContext, session: Session, transcript_id: str) -> Transcript:

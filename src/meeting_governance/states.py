@@ -29,13 +29,15 @@ class State(StrEnum):
 S = State
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.DISCOVERED: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED}),
-    S.WAITING: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED}),
+    # Waiting past the deadline, blocked and failed-for-good recordings lose their metadata
+    # after `retention.metadata_days` (purge_metadata): PURGED, a tombstone.
+    S.WAITING: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED, S.PURGED}),
     # A worker that died mid-item leaves these behind; the next owner starts again at the gate.
     S.DOWNLOADING: frozenset({S.TRANSCRIBING, S.BLOCKED, S.FAILED, S.WAITING, S.DOWNLOADING}),
     S.TRANSCRIBING: frozenset({S.STORED, S.BLOCKED, S.FAILED, S.WAITING, S.DOWNLOADING}),
-    S.FAILED: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED}),
+    S.FAILED: frozenset({S.WAITING, S.BLOCKED, S.DOWNLOADING, S.FAILED, S.PURGED}),
     S.STORED: frozenset({S.PURGED}),
-    S.BLOCKED: frozenset(),
+    S.BLOCKED: frozenset({S.PURGED}),
     S.PURGED: frozenset(),
 }
 PENDING = (S.DISCOVERED, S.WAITING, S.FAILED)

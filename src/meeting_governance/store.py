@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import Owner
 from meeting_governance.errors import NotFoundError
 from meeting_governance.identity import Participant
 from meeting_governance.models import Transcript, TranscriptParticipant
@@ -55,12 +56,18 @@ def store_transcript(app: AppContext, session: Session, new: NewTranscript, *,
     """Seal content, subject and participant list; add the row and its blind index to `session`."""
     tid = transcript_id or uuid.uuid4().hex
     vault = app.vault
-    content_item = vault.seal(session, new.content_json.encode("utf-8"), purpose="transcript")
+    # All three under the key of the epoch in which the transcript falls due.
+    epoch = vault.retention_epoch(new.retain_until)
+    content_item = vault.seal(session, new.content_json.encode("utf-8"), purpose="transcript",
+                              owner=content_owner(tid), epoch=epoch)
     people: list[dict[str, Any]] = [
         {"kind": p.kind.value, "object_id": p.object_id, "email": p.email,
          "display_name": p.display_name, "role": p.role} for p in new.participants]
-    participants_item = vault.seal_json(session, people, purpose="participants")
-    subject_item = (vault.seal_text(session, new.subject, purpose="subject")
+    participants_item = vault.seal_json(session, people, purpose="participants",
+                                        owner=Owner("transcript", tid, "participants"),
+                                        epoch=epoch)
+    subject_item = (vault.seal_text(session, new.subject, purpose="subject",
+                                    owner=Owner("transcript", tid, "subject"), epoch=epoch)
                     if new.subject else None)
     now = app.clock.now()
     row = Transcript(
@@ -78,6 +85,14 @@ def store_transcript(app: AppContext, session: Session, new: NewTranscript, *,
     return row
 
 
+def content_owner(transcript_id: str) -> Owner:
+    return Owner("transcript", transcript_id, "content")
+
+
+def subject_owner(transcript_id: str) -> Owner:
+    return Owner("transcript", transcript_id, "subject")
+
+
 def get_transcript(session: Session, transcript_id: str) -> Transcript:
     row = session.get(Transcript, transcript_id)
     if row is None:
@@ -92,14 +107,16 @@ def read_content(app: AppContext, session: Session, row: Transcript) -> dict[str
         from meeting_governance.errors import ShreddedError
 
         raise ShreddedError(f"transcript {row.id} was purged; its contents are gone by design")
-    data: dict[str, Any] = json.loads(app.vault.open(session, row.content_item))
+    data: dict[str, Any] = json.loads(app.vault.open(session, row.content_item,
+                                                     owner=content_owner(row.id)))
     return data
 
 
 def read_participants(app: AppContext, session: Session, row: Transcript) -> list[dict[str, Any]]:
     if row.participants_item is None:
         return []
-    people: list[dict[str, Any]] = app.vault.open_json(session, row.participants_item)
+    people: list[dict[str, Any]] = app.vault.open_json(
+        session, row.participants_item, owner=Owner("transcript", row.id, "participants"))
     return people
 
 

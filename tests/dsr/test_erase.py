@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from meeting_governance import dsr, holds
 from meeting_governance.context import AppContext
 from meeting_governance.db import checkpoint
+from meeting_governance.epochs import payload_owner
 from meeting_governance.errors import InputError, ShreddedError
 from meeting_governance.models import (
     AuditEntry,
@@ -98,7 +99,7 @@ def test_erase_spares_held_transcripts_and_reports_them(app: AppContext) -> None
                 assert vault_item is not None and vault_item.shredded_at is not None
                 assert vault_item.ciphertext is None and vault_item.wrapped_key is None
                 with pytest.raises(ShreddedError):
-                    app.vault.open(session, vault_item.id)
+                    app.vault.open_item(vault_item, owner=payload_owner(vault_item))
         for key in ("held", "meeting_held", "bobs"):
             row = session.get(Transcript, t[key].id)
             assert row is not None and row.purged_at is None

@@ -12,6 +12,7 @@ from sqlmodel import select
 from meeting_governance import holds
 from meeting_governance.context import AppContext
 from meeting_governance.db import checkpoint
+from meeting_governance.epochs import payload_owner
 from meeting_governance.errors import InputError, ShreddedError
 from meeting_governance.models import AuditEntry, Transcript, VaultItem
 from meeting_governance.rectify import editable_text, parse_edited, rectify
@@ -47,7 +48,7 @@ def test_rectify_leaves_one_readable_version(app: AppContext) -> None:
         old = session.get(VaultItem, old_item)
         assert old is not None and old.shredded_at is not None and old.ciphertext is None
         with pytest.raises(ShreddedError):
-            app.vault.open(session, old.id)
+            app.vault.open_item(old, owner=payload_owner(old))
         readable = [v for v in session.exec(select(VaultItem).where(
             VaultItem.purpose == "transcript")).all() if v.ciphertext is not None]
         assert [v.id for v in readable] == [fresh.content_item]

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from meeting_governance.context import AppContext
-from meeting_governance.keys import FileKeyProvider
+from meeting_governance.keyring_file import KeyFile, create_keyring_file
+from meeting_governance.keys import Keyring
 from meeting_governance.vault import Vault
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +63,11 @@ def assert_one_clear_line(stderr: str, *needles: str) -> None:
 @pytest.fixture
 def other_vault(tmp_path: Path) -> Iterator[Vault]:
     """A vault over a second, unrelated keyring (the wrong key)."""
-    path = tmp_path / "other-keys" / "keys.json"
-    FileKeyProvider.create(path)
-    yield Vault(FileKeyProvider(path))
+    yield Vault(file_keyring(tmp_path / "other-keys" / "keys.json"))
+
+
+def file_keyring(path: Path) -> Keyring:
+    """A new (or existing) file keyring at `path`."""
+    create_keyring_file(path)
+    keyfile = KeyFile(path)
+    return Keyring(keyfile.secrets(), keyfile, keyfile.retire_legacy)

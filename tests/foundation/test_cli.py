@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from meeting_governance.cli import app as cli_app
 from meeting_governance.config import load_settings, packaged_default_toml
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import Owner, standing
 from meeting_governance.errors import NotBuiltError
-from meeting_governance.keys import FileKeyProvider
 
 from .conftest import assert_one_clear_line, run_cli
 
@@ -121,7 +121,9 @@ def test_audit_list_json_is_only_json(tmp_path: Path) -> None:
     entries = json.loads(result.stdout)
     assert entries[0]["action"] == "system.init" and entries[0]["seq"] == 1
     keys = invoke(["keys", "status", "--json"], home)
-    assert json.loads(keys.stdout) == [{"version": 1, "current": True, "data_keys": 0}]
+    status = json.loads(keys.stdout)
+    assert status["epochs"] == [] and status["destroyed"] == 0  # no key before the first data
+    assert status["legacy_kek_versions"] == {} and status["problems"] == []
 
 
 def test_audit_verify_names_the_tampered_entry(tmp_path: Path) -> None:
@@ -137,49 +139,49 @@ def test_audit_verify_names_the_tampered_entry(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
-def test_keys_rotate_retire_old_keeps_data_readable(tmp_path: Path, db: str,
-                                                    request: pytest.FixtureRequest) -> None:
+def test_keys_rotate_destroys_old_keys_and_keeps_data_readable(
+        tmp_path: Path, db: str, request: pytest.FixtureRequest) -> None:
     env = {}
     if db == "postgres":
         env["MG_DATABASE__URL"] = request.getfixturevalue("pg_schema_url")
     home = init_home(tmp_path, **env)
     settings = load_settings(None, home=home, **({"database": {"url": env["MG_DATABASE__URL"]}}
                                                  if env else {}))
+    owner = Owner("optout", "o-1", "note")
     app = AppContext.open(settings)
     try:
         with app.session() as session:
-            item_id = app.vault.seal_text(session, "the minutes of the board", purpose="transcript")
+            item_id = app.vault.seal_text(session, "the minutes of the board", owner=owner,
+                                          epoch=standing("optout"))
     finally:
         app.close()
-    result = invoke(["keys", "rotate", "--retire-old"], home, **env)
+    before = json.loads(invoke(["keys", "status", "--json"], home, **env).stdout)
+    [old] = before["epochs"]
+    assert old["items"] == 1 and old["state"] == "active" and old["in_keyring"]
+    result = invoke(["keys", "rotate"], home, **env)
     assert result.exit_code == 0, result.output
-    assert "KEK version 2 is current; 1 data keys re-wrapped" in result.stdout
-    assert "KEK version 1 retired" in result.stdout
-    assert FileKeyProvider(settings.keys_file).versions() == [2]
+    assert "1 epoch keys replaced and destroyed; 1 data keys re-wrapped" in result.stdout
     app = AppContext.open(settings)
     try:
+        assert not app.keys.exists(old["key_id"])
         with Session(app.engine) as session:
-            assert app.vault.open_text(session, item_id) == "the minutes of the board"
+            assert app.vault.open_text(session, item_id, owner=owner) == "the minutes of the board"
     finally:
         app.close()
     status = json.loads(invoke(["keys", "status", "--json"], home, **env).stdout)
-    assert status == [{"version": 2, "current": True, "data_keys": 1}]
+    by_state = {e["state"]: e for e in status["epochs"]}
+    assert by_state["destroyed"]["key_id"] == old["key_id"] and not by_state["destroyed"]["in_keyring"]
+    assert by_state["active"]["items"] == 1 and by_state["active"]["label"] == "standing:optout"
+    assert status["destroyed"] == 1 and status["problems"] == []
     verify = invoke(["audit", "verify"], home, **env)
     assert verify.exit_code == 0, verify.output
 
 
-def test_retire_refuses_a_version_still_in_use(tmp_path: Path) -> None:
+def test_retire_refuses_an_unknown_version(tmp_path: Path) -> None:
     home = init_home(tmp_path)
-    app = AppContext.open(load_settings(None, home=home))
-    try:
-        with app.session() as session:
-            app.vault.seal(session, b"x", purpose="note")
-        app.keys.add_version()
-    finally:
-        app.close()
     result = invoke(["keys", "retire", "1"], home)
     assert result.exit_code != 0
-    assert "still wraps 1 data keys" in str(result.exception)
+    assert "KEK version 1 is not in the keyring file" in str(result.exception)
 
 
 def _dummy_value(param: Any) -> str:

@@ -118,7 +118,7 @@ def test_unknown_key_is_named(tmp_path: Path, body: str, key: str) -> None:
     ("[web]\nport = 0\n", ["web.port", "greater than or equal to 1", "MG_WEB__PORT"]),
     ("[web]\nport = 70000\n", ["web.port", "less than or equal to 65535"]),
     ("[web]\nport = 'abc'\n", ["web.port", "valid integer"]),
-    ('[keys]\nprovider = "vault9"\n', ["keys.provider", "'file' or 'env'", "MG_KEYS__PROVIDER"]),
+    ('[keys]\nprovider = "vault9"\n', ["keys.provider", "'file', 'env' or 'pkcs11'", "MG_KEYS__PROVIDER"]),
     ('[logging]\nlevel = "TRACE"\n', ["logging.level", "'DEBUG'", "'ERROR'"]),
     ("[graph]\nmax_retries = -1\n", ["graph.max_retries", "greater than or equal to 0"]),
     ("[retention.policies.standard]\ndays = -5\n", ["retention.policies.standard.days"]),

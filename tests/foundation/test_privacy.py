@@ -9,6 +9,7 @@ from pathlib import Path
 from meeting_governance import audit
 from meeting_governance.context import AppContext
 from meeting_governance.db import checkpoint
+from meeting_governance.epochs import Owner
 from meeting_governance.observability import JsonFormatter, configure_logging
 from tests.conftest import scan_for
 
@@ -25,12 +26,15 @@ def db_path(app: AppContext) -> Path:
 
 
 def store_known_plaintext(app: AppContext) -> list[str]:
+    epoch = app.vault.retention_epoch(app.clock.now())
     with app.session() as session:
         ids = [
-            app.vault.seal_text(session, SENTENCE * 20, purpose="transcript"),
-            app.vault.seal_json(session, [{"email": EMAIL, "display_name": NAME}],
-                                purpose="participants"),
-            app.vault.seal_text(session, SUBJECT, purpose="subject"),
+            app.vault.seal_text(session, SENTENCE * 20, purpose="transcript", epoch=epoch,
+                                owner=Owner("transcript", "t1", "content")),
+            app.vault.seal_json(session, [{"email": EMAIL, "display_name": NAME}], epoch=epoch,
+                                owner=Owner("transcript", "t1", "participants")),
+            app.vault.seal_text(session, SUBJECT, epoch=epoch,
+                                owner=Owner("transcript", "t1", "subject")),
         ]
         app.audit(session, "transcript.stored", target_type="transcript", target_id=ids[0],
                   person=app.vault.blind_email(EMAIL))

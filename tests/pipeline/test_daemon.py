@@ -101,6 +101,6 @@ def test_daemon_runs_the_pipeline_serves_health_and_stops_on_sigterm(
     with engine.connect() as conn:
         jobs = {row[0] for row in conn.exec_driver_sql("SELECT id FROM apscheduler_jobs")}
     engine.dispose()
-    assert {"poll", "purge"} <= jobs
+    assert {"poll", "purge", "checkpoint"} <= jobs  # the daily signed audit checkpoint too
     log_text = (home / "logs" / "meeting-governance.jsonl").read_text()
     assert "daemon stopped" in log_text

@@ -9,7 +9,8 @@ from meeting_governance.states import TRANSITIONS, State, safe_reason
 
 
 def test_terminal_states_go_nowhere_and_stored_only_to_purged() -> None:
-    assert TRANSITIONS[State.BLOCKED] == frozenset()
+    # A blocked recording is never processed again; only its metadata is purged, in time.
+    assert TRANSITIONS[State.BLOCKED] == frozenset({State.PURGED})
     assert TRANSITIONS[State.PURGED] == frozenset()
     assert TRANSITIONS[State.STORED] == frozenset({State.PURGED})
     # Nothing reaches `stored` except through transcription.

@@ -20,6 +20,7 @@ import pytest
 from sqlmodel import col, select, update
 
 from meeting_governance import audit
+from meeting_governance.epochs import Owner
 from meeting_governance.graph import GraphClient
 from meeting_governance.graph.emulator import (
     AttendanceRecord,
@@ -129,9 +130,10 @@ def assert_invariants(e: Env) -> None:
             if rec.state != "stored" and rec.state not in ("blocked",):
                 assert rec.lease_owner is None or rec.state == "discovered", rec
         for t in transcripts:
-            for item in (t.content_item, t.participants_item, t.subject_item):
+            for item, field in ((t.content_item, "content"), (t.participants_item, "participants"),
+                                (t.subject_item, "subject")):
                 if item is not None:
-                    assert e.app.vault.open(session, item)
+                    assert e.app.vault.open(session, item, owner=Owner("transcript", t.id, field))
     stored = transitions(e, "recording.stored")
     assert all(count == 1 for count in stored.values()), stored
     assert staging_files(e) == []

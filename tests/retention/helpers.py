@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import Owner
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.models import Recording, RecordingParticipant, Transcript
 from meeting_governance.store import NewTranscript, store_transcript
@@ -31,12 +32,13 @@ def make_transcript(app: AppContext, *, words: str = "the quarterly numbers",
         recording_id = None
         if with_recording:
             rec = Recording(graph_recording_id=f"rec-{meeting_id}-{words[:8]}-{id(people)}",
-                            meeting_id=meeting_id, organizer_id=organizer_id, state="stored",
-                            subject_item=app.vault.seal_text(session, f"{subject} rec",
-                                                             purpose="subject"))
+                            meeting_id=meeting_id, organizer_id=organizer_id, state="stored")
             session.add(rec)
             session.flush()
             recording_id = rec.id
+            rec.subject_item = app.vault.seal_text(
+                session, f"{subject} rec", purpose="subject", epoch=app.vault.metadata_epoch(),
+                owner=Owner("recording", str(rec.id), "subject"))
             for p in people:
                 for blind in app.vault.blind_identities(email=p.email, object_id=p.object_id):
                     session.add(RecordingParticipant(recording_id=rec.id, blind=blind))

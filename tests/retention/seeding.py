@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from meeting_governance import epochs
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import Owner
 from meeting_governance.models import (
     Recording,
     RecordingParticipant,
@@ -51,6 +53,9 @@ def bulk_seed(app: AppContext, n: int, *, retain_until: datetime, policy: str = 
     ids: list[str] = []
     items: dict[str, list[str]] = {}
     now = app.clock.now()
+    with app.session() as session:  # the epoch keys, made (and committed) once
+        epoch = epochs.active(session, app.keys, vault.retention_epoch(retain_until), now)
+        metadata = epochs.active(session, app.keys, vault.metadata_epoch(), now)
     with app.engine.begin() as conn:
         next_recording = int(conn.execute(select(func.max(Recording.id))).scalar() or 0) + 1
         for start in range(0, n, chunk):
@@ -69,14 +74,18 @@ def bulk_seed(app: AppContext, n: int, *, retain_until: datetime, policy: str = 
                         "id": recording_id, "graph_recording_id": f"rec-{tid}",
                         "meeting_id": f"meeting-{i}", "organizer_id": organizer_id,
                         "state": "stored", "reason": "", "attempts": 0,
-                        "subject_item": vault.seal_text(collector, f"subject {i}",  # type: ignore[arg-type]
-                                                        purpose="subject"),
+                        "subject_item": vault.seal_text(
+                            collector, f"subject {i}", purpose="subject",  # type: ignore[arg-type]
+                            owner=Owner("recording", str(recording_id), "subject"),
+                            epoch=metadata),
                         "first_seen_at": now, "updated_at": now})
                 content = json.dumps({"segments": [{"text": f"{words} {i}"}]})
-                c = vault.seal(collector, content.encode(), purpose="transcript")  # type: ignore[arg-type]
+                c = vault.seal(collector, content.encode(), purpose="transcript",  # type: ignore[arg-type]
+                               owner=Owner("transcript", tid, "content"), epoch=epoch)
                 p = vault.seal_json(collector, [{"email": f"p{i}@example.org"}],  # type: ignore[arg-type]
-                                    purpose="participants")
-                s = vault.seal_text(collector, f"subject {i}", purpose="subject")  # type: ignore[arg-type]
+                                    owner=Owner("transcript", tid, "participants"), epoch=epoch)
+                s = vault.seal_text(collector, f"subject {i}",  # type: ignore[arg-type]
+                                    owner=Owner("transcript", tid, "subject"), epoch=epoch)
                 items[tid] = [c, p, s] + ([recordings[-1]["subject_item"]] if with_recordings else [])
                 ids.append(tid)
                 rows.append({"id": tid, "recording_id": recording_id, "meeting_id": f"meeting-{i}",
@@ -94,8 +103,10 @@ def bulk_seed(app: AppContext, n: int, *, retain_until: datetime, policy: str = 
                         recording_people.append({"recording_id": recording_id, "blind": blind})
             conn.execute(insert(VaultItem), [
                 {"id": it.id, "purpose": it.purpose, "kek_version": it.kek_version,
-                 "wrapped_key": it.wrapped_key, "nonce": it.nonce, "ciphertext": it.ciphertext,
-                 "created_at": it.created_at, "shredded_at": None} for it in collector.items])
+                 "epoch_id": it.epoch_id, "owner_table": it.owner_table, "owner_id": it.owner_id,
+                 "field": it.field, "wrapped_key": it.wrapped_key, "nonce": it.nonce,
+                 "ciphertext": it.ciphertext, "created_at": it.created_at, "shredded_at": None}
+                for it in collector.items])
             if recordings:
                 conn.execute(insert(Recording), recordings)
                 conn.execute(insert(RecordingParticipant), recording_people)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from meeting_governance import purge as purge_module
+from meeting_governance import purge_evidence
 from meeting_governance.context import AppContext
 from meeting_governance.models import VaultItem
 from meeting_governance.purge import purge
@@ -24,7 +24,7 @@ def test_no_trace_left_on_disk(sqlite_app: AppContext, monkeypatch: pytest.Monke
                                vacuum: bool) -> None:
     app = sqlite_app
     if not vacuum:
-        monkeypatch.setattr(purge_module, "VACUUM_MAX_BYTES", 0)
+        monkeypatch.setattr(purge_evidence, "VACUUM_MAX_BYTES", 0)
     home: Path = app.settings.home
     due = [make_transcript(app, words=f"{WORDS} {i}", meeting_id=f"m{i}",
                            subject="Quibbleworth acquisition", with_recording=True,

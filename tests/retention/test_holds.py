@@ -12,7 +12,7 @@ from meeting_governance import audit
 from meeting_governance.clock import FixedClock
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError, NotFoundError
-from meeting_governance.holds import find_active, is_held, list_holds, release_hold, set_hold
+from meeting_governance.holds import find_active, is_held, list_holds, reason_owner, release_hold, set_hold
 from meeting_governance.models import AuditEntry, Hold, Transcript
 from meeting_governance.purge import purge
 
@@ -120,7 +120,7 @@ def test_reason_is_sealed_and_not_in_the_audit(app: AppContext) -> None:
     with app.session() as session:
         hold = session.get(Hold, info.id)
         assert hold is not None and hold.reason_item
-        assert app.vault.open_text(session, hold.reason_item) == REASON
+        assert app.vault.open_text(session, hold.reason_item, owner=reason_owner(hold.id)) == REASON
         entries = session.exec(select(AuditEntry).where(AuditEntry.action == "hold.set")).all()
     assert len(entries) == 1
     assert entries[0].actor == "test" and entries[0].target_id == row.id

@@ -114,5 +114,5 @@ def test_sigkill_mid_purge_then_rerun(app: AppContext) -> None:
     assert purged == set(due.transcript_ids)
     assert audit.verify(app.engine).ok
     # The killed run wrote no receipt; the rerun's receipt covers its purges as well.
-    check = receipts.verify_receipt(report["receipt_path"])
+    check = receipts.verify_receipt(report["receipt_path"], app.keys.signing_key().public_key())
     assert check.ok and check.purged == N

@@ -12,6 +12,7 @@ from sqlmodel import col, func, select
 
 from meeting_governance import audit, receipts
 from meeting_governance.context import AppContext
+from meeting_governance.epochs import payload_owner
 from meeting_governance.errors import ShreddedError
 from meeting_governance.models import (
     AuditEntry,
@@ -74,7 +75,7 @@ def test_purge_shreds_everything_and_keeps_a_tombstone(app: AppContext) -> None:
             assert item is not None and item.shredded_at is not None
             assert item.wrapped_key is None and item.ciphertext is None
             with pytest.raises(ShreddedError):
-                app.vault.open(session, item_id)  # type: ignore[arg-type]
+                app.vault.open_item(item, owner=payload_owner(item))
         assert session.exec(select(TranscriptParticipant)
                             .where(TranscriptParticipant.transcript_id == row.id)).all() == []
         assert session.exec(select(RecordingParticipant).where(
@@ -149,7 +150,8 @@ def test_receipt_verifies_and_any_changed_byte_fails(app: AppContext) -> None:
     report = purge(app, as_of=T0)
     assert report.receipt_path is not None
     data = report.receipt_path.read_bytes()
-    key = receipts.public_key_b64(app.keys.signing_key())
+    signature = report.receipt_path.with_name(report.receipt_path.name + ".sig").read_bytes()
+    key = app.keys.signing_key().public_key()
     check = receipts.verify_receipt(report.receipt_path, key)
     assert check.ok and check.signer_checked and check.purged == 2
     doc = json.loads(data)
@@ -163,10 +165,9 @@ def test_receipt_verifies_and_any_changed_byte_fails(app: AppContext) -> None:
     for position in range(len(data)):
         changed = bytearray(data)
         changed[position] ^= 0x01
-        assert not receipts.verify_bytes(bytes(changed)).ok, position
-    other = receipts.public_key_b64(__import__(
-        "cryptography.hazmat.primitives.asymmetric.ed25519", fromlist=["x"]
-    ).Ed25519PrivateKey.generate())
+        assert not receipts.verify_bytes(bytes(changed), signature, key).ok, position
+    other = __import__("cryptography.hazmat.primitives.asymmetric.ed25519",
+                       fromlist=["x"]).Ed25519PrivateKey.generate().public_key()
     assert not receipts.verify_receipt(report.receipt_path, other).ok
     assert oct(report.receipt_path.stat().st_mode & 0o777) == "0o600"
 

@@ -199,13 +199,14 @@ def transcript_list(
 
 
 def _read(ctx: typer.Context, transcript_id: str, reason: str) -> tuple[dict, str | None]:
-    from meeting_governance.store import get_transcript, read_content
+    from meeting_governance.store import get_transcript, read_content, subject_owner
 
     app = app_context(ctx)
     with app.session() as session:
         row = get_transcript(session, transcript_id)
         content = read_content(app, session, row)
-        subject = app.vault.open_text(session, row.subject_item) if row.subject_item else None
+        subject = (app.vault.open_text(session, row.subject_item, owner=subject_owner(row.id))
+                   if row.subject_item else None)
         app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
                   reason=reason or "not given")
     return content, subject

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from meeting_governance.cliutil import (
 )
 from meeting_governance.clock import parse_instant
 from meeting_governance.commands.directory import OFFLINE_HELP, identity_for
-from meeting_governance.errors import GovernanceError, InputError, IntegrityError
+from meeting_governance.errors import GovernanceError, InputError, IntegrityError, PurgeIncomplete
 from meeting_governance.keys import provider_from_settings
 from meeting_governance.purge import PurgeReport
 from meeting_governance.purge import purge as run_purge
@@ -52,7 +53,12 @@ def report_dict(report: PurgeReport) -> dict[str, Any]:
         "tombstone_ids": list(report.tombstone_ids), "staging_deleted": report.staging_deleted,
         "batches": report.batches, "seconds": round(report.seconds, 3),
         "receipt_id": report.receipt_id, "receipt_path": report.receipt_path,
-        "vacuumed": report.vacuumed,
+        "vacuumed": report.vacuumed, "metadata_purged": report.metadata_purged,
+        "keys_destroyed": [{"key_id": d.key_id, "epoch": d.label, "fingerprint": d.fingerprint,
+                            "reason": d.reason, "rewrapped": d.rewrapped}
+                           for d in report.keys_destroyed],
+        "epochs_due": report.epochs_due, "compaction": report.compaction.status,
+        "complete": report.complete,
     }
 
 
@@ -65,7 +71,11 @@ def purge(ctx: typer.Context,
                                                 help="Transcripts per transaction (default: "
                                                 "purge.batch_size)."),
           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON only.")) -> None:
-    """Purge every transcript that is due: shred its keys, keep a tombstone, sign a receipt."""
+    """Purge every transcript that is due: shred its data, destroy the epoch keys that wrapped
+    it (re-wrapping what must live on), keep a tombstone, sign a receipt.
+
+    Exits 1 when a transcript could not be purged or SQLite compaction could not complete
+    (the report says which); the destroyed keys hold either way."""
     if ctx.invoked_subcommand is not None:
         return
     app = app_context(ctx)
@@ -77,11 +87,18 @@ def purge(ctx: typer.Context,
     if as_json:
         report = run_purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size)
         print_json(report_dict(report))
-        return
-    with progress_bar("dry run" if dry_run else "purging") as update:
-        report = run_purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size,
-                           progress=update)
-    _print_report(report)
+    else:
+        with progress_bar("dry run" if dry_run else "purging") as update:
+            report = run_purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size,
+                               progress=update)
+        _print_report(report)
+    if not report.dry_run and not report.complete:
+        problems = ([f"{len(report.errors)} transcripts could not be purged (they stay due)"]
+                    if report.errors else [])
+        if not report.compaction.ok:
+            problems.append(f"compaction {report.compaction.status}")
+        raise PurgeIncomplete("purge incomplete: " + "; ".join(problems)
+                              + " — the receipt records this; run the purge again")
 
 
 def _print_report(report: PurgeReport) -> None:
@@ -89,8 +106,14 @@ def _print_report(report: PurgeReport) -> None:
     rows: list[tuple[str, Any]] = [(f"{verb} ({policy})", n) for policy, n in report.by_policy.items()]
     rows += [(verb, report.purged), ("held (legal hold)", report.held),
              ("skipped (no retain_until)", report.skipped), ("errors", len(report.errors)),
+             ("recordings' metadata " + ("due" if report.dry_run else "purged"),
+              report.metadata_purged),
+             ("epoch keys " + ("due to retire or rotate" if report.dry_run else "destroyed"),
+              report.epochs_due if report.dry_run else len(report.keys_destroyed)),
              ("staging files " + ("to delete" if report.dry_run else "deleted"),
               report.staging_deleted)]
+    if not report.dry_run:
+        rows.append(("compaction", report.compaction.status))
     if report.receipt_path:
         rows.append(("receipt", report.receipt_path))
     title = f"Purge as of {report.as_of.isoformat(timespec='seconds')}"
@@ -102,23 +125,44 @@ def _print_report(report: PurgeReport) -> None:
 @purge_app.command("verify-receipt")
 def verify_receipt(ctx: typer.Context, file: Path = typer.Argument(..., exists=False),
                    public_key: str | None = typer.Option(
-                       None, "--public-key", help="Base64 Ed25519 public key to check the signer "
-                       "against (default: this installation's receipt key, if readable)."),
+                       None, "--public-key", help="The trusted signing key: a PEM file from "
+                       "`keys export-public`, or base64 of the raw key (default: this "
+                       "installation's key, when its keyring is readable here)."),
                    as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
-    """Check a purge receipt's signature; any changed byte fails."""
-    key = public_key
-    if key is None:
+    """Check a purge receipt: its signature, its signer, and (with the keyring) that every
+    epoch key it names as destroyed is really gone. Exit 1 on any doubt, including an
+    unverified signer."""
+    trusted = None
+    keyring = None
+    if public_key is not None:
         try:
-            key = receipts.public_key_b64(provider_from_settings(state(ctx).settings()).signing_key())
-        except GovernanceError:
-            err_console.print("note: no keyring here; checked against the key inside the receipt "
-                              "(proves it is intact, not who signed it)")
-    check = receipts.verify_receipt(file, key)
+            trusted = receipts.load_public_key(public_key)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"--public-key is not an Ed25519 public key ({exc}); give the PEM "
+                             "file `meeting-governance keys export-public` writes") from None
+    try:
+        keyring = provider_from_settings(state(ctx).settings())
+    except GovernanceError:
+        keyring = None
+    if trusted is None and keyring is not None:
+        trusted = keyring.signing_key().public_key()
+    check = receipts.verify_receipt(file, trusted)
+    gone_checked = False
+    if check.signer_checked and keyring is not None:
+        still = tuple(k for k in check.destroyed_keys if keyring.exists(k))
+        gone_checked = True
+        if still:
+            check = replace(check, ok=False, keys_still_present=still,
+                            problem=f"{len(still)} epoch keys the receipt names as destroyed are "
+                            f"still in the {keyring.description}: {', '.join(still)}")
     if as_json:
-        print_json(check)
+        print_json({**{k: v for k, v in check.__dict__.items() if k != "body"},
+                    "destroyed_keys_checked": gone_checked})
     elif check.ok:
-        console.print(f"receipt {check.receipt_id} is valid: {check.purged} tombstones, audit head "
-                      f"{check.audit_head_seq}, signed {check.created_at}")
+        console.print(f"receipt {check.receipt_id} is valid: {check.purged} tombstones, "
+                      f"{len(check.destroyed_keys)} epoch keys destroyed"
+                      + (" (confirmed absent from the keyring)" if gone_checked else "")
+                      + f", audit head {check.audit_head_seq}, signed {check.created_at}")
     if not check.ok:
         raise IntegrityError(f"receipt {file} does not verify: {check.problem}")
 

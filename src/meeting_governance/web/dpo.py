@@ -74,7 +74,7 @@ def _receipt_rows(ctx: AppContext, session: Session) -> list[ReceiptRow]:
     digest recorded when it was written."""
     rows = session.exec(select(PurgeReceipt).order_by(col(PurgeReceipt.created_at).desc())
                         .limit(RECEIPTS_SHOWN)).all()
-    key = receipts.public_key_b64(ctx.keys.signing_key())
+    key = ctx.keys.signing_key().public_key()
     out = []
     for row in rows:
         try:
@@ -83,7 +83,7 @@ def _receipt_rows(ctx: AppContext, session: Session) -> list[ReceiptRow]:
             out.append(ReceiptRow(row.id, row.created_at, row.purged_count, False,
                                   "the receipt file is missing or unreadable"))
             continue
-        check = receipts.verify_bytes(data, key)
+        check = receipts.verify_receipt(Path(row.path), key)
         problem = check.problem
         if check.ok and hashlib.sha256(data).hexdigest() != row.sha256:
             problem = "the file differs from the one written at purge time"
