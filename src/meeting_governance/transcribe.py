@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from meeting_governance import audio
+from meeting_governance.device import DevicePlan, DeviceProbe, load_whisper, plan_device
 from meeting_governance.errors import ConfigError, TranscriptionError
 from meeting_governance.vad import SpeechMap, VadStream
 
@@ -247,6 +248,7 @@ class Transcriber:
                                            else condition_on_previous_text)
         self._model = model
         self._lock = threading.Lock()
+        self.plan: DevicePlan | None = None  # set when this Transcriber loads the model
 
     @property
     def model(self) -> WhisperModel:
@@ -255,25 +257,20 @@ class Transcriber:
                 self._model = self._load()
             return self._model
 
-    def _load(self) -> WhisperModel:
-        from faster_whisper import WhisperModel
+    def check(self) -> DevicePlan:
+        """What `model` will load and where, without loading it: called when a command starts,
+        so a missing model or GPU is reported before any recording is downloaded."""
+        resolve_model(self.settings.model)
+        plan = plan_device(self.settings, DeviceProbe.detect())
+        log.info("transcription plan", extra={"device": plan.device,
+                                              "compute_type": plan.compute_type,
+                                              "why": plan.reason})
+        return plan
 
+    def _load(self) -> WhisperModel:
         path = resolve_model(self.settings.model)
-        threads = self.settings.cpu_threads or os.cpu_count() or 1
         started = time.monotonic()
-        try:
-            model = WhisperModel(
-                str(path),
-                device="cpu",
-                compute_type=self.settings.compute_type,
-                cpu_threads=threads,
-                local_files_only=True,
-            )
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ConfigError(
-                f"cannot load transcription model {self.settings.model!r} from {path}: {exc}; "
-                "check transcription.model and transcription.compute_type"
-            ) from None
+        model, self.plan = load_whisper(path, self.settings)
         log.info(
             "transcription model loaded",
             extra={"model": self.settings.model, "seconds": round(time.monotonic() - started, 2)},

@@ -104,3 +104,25 @@ def test_daemon_runs_the_pipeline_serves_health_and_stops_on_sigterm(
     assert {"poll", "purge"} <= jobs
     log_text = (home / "logs" / "meeting-governance.jsonl").read_text()
     assert "daemon stopped" in log_text
+
+
+def test_process_asked_for_a_missing_gpu_stops_before_claiming_or_downloading(
+        home: Path, emulator: EmulatorServer) -> None:
+    """transcription.device = "cuda" on a machine without one: one line, exit 2, and every
+    recording stays as discovered, its media never requested."""
+    initialise(make_settings(home), home / "config.toml")
+    env = subprocess_env(home, emulator)
+    cli = [sys.executable, "-m", "meeting_governance"]
+    subprocess.run([*cli, "poll"], env=env, check=True, capture_output=True, timeout=120)
+    db = f"sqlite:///{home / 'meeting-governance.db'}"
+    discovered = states(db)
+
+    done = subprocess.run([*cli, "process"], env={**env, "MG_TRANSCRIPTION__DEVICE": "cuda"},
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 2, done.stderr
+    assert 'transcription.device = "cuda"' in done.stderr and "no CUDA device" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert states(db) == discovered == {"discovered": len(emulator.scenario.recordings)}
+    assert not [r for r in emulator.requests.all() if r.path.endswith("/content")]
+    assert not list((home / "staging").glob("*/*"))
