@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from meeting_governance import audio
+from meeting_governance.decoding import PackedStats, decode_packed, packed_vad_options
 from meeting_governance.device import DevicePlan, DeviceProbe, load_whisper, plan_device
 from meeting_governance.errors import ConfigError, TranscriptionError
 from meeting_governance.vad import SpeechMap, VadStream
@@ -229,13 +230,16 @@ class Transcriber:
         model: WhisperModel | None = None,
         batch_size: int | None = None,
         condition_on_previous_text: bool | None = None,
+        temperature_fallback: bool | None = None,
+        batch_timestamps: bool = True,
     ) -> None:
         """`model` lets several Transcribers (say, with other chunk sizes) share one model.
 
-        `batch_size` > 0 decodes each chunk's speech stretches in parallel batches
-        (faster-whisper's BatchedInferencePipeline): faster and more accurate with `base`,
-        but tiny.en drops whole turns that way and segments span whole VAD stretches
-        (see bench/transcription.py), so 0, sequential decoding, is the default.
+        `batch_size` > 0 packs each chunk's speech into whole 30-second model windows and
+        decodes them that many at a time, timestamps kept, resuming a window where the model
+        stopped short (`decoding.py`); 0 decodes the chunk's speech window after window.
+        `temperature_fallback` re-decodes a window whose text looks wrong at rising
+        temperatures (sequential decoding only). bench/decoding.py measures all of them.
 
         `condition_on_previous_text` is off: measured on the 10-minute meeting, tiny.en with it
         on now and then drops whole utterances (WER 2.8 % to 8.4 % depending on where the
@@ -246,6 +250,10 @@ class Transcriber:
         self.condition_on_previous_text = (settings.condition_on_previous_text
                                            if condition_on_previous_text is None
                                            else condition_on_previous_text)
+        self.temperature_fallback = (settings.temperature_fallback if temperature_fallback is None
+                                     else temperature_fallback)
+        self.batch_timestamps = batch_timestamps  # False only to measure what timestamps cost
+        self.packed = PackedStats()  # windows decoded in batches so far (counts only)
         self._model = model
         self._lock = threading.Lock()
         self.plan: DevicePlan | None = None  # set when this Transcriber loads the model
@@ -286,7 +294,7 @@ class Transcriber:
         probability = 1.0 if language else 0.0
         segments: list[Segment] = []
         done = 0.0
-        chunks = 0
+        chunks = fallbacks = 0
         started = time.monotonic()
         for chunk in iter_chunks(path, self.settings.chunk_seconds):
             chunks += 1
@@ -295,6 +303,7 @@ class Transcriber:
             total = max(total, offset + seconds)
             found, info = self._run(model, chunk, language)
             for piece in found:
+                fallbacks += (piece.temperature or 0.0) > 0  # a window the model redid
                 start = offset + min(max(piece.start, 0.0), seconds)
                 end = max(start, offset + min(piece.end, seconds))
                 text = piece.text.strip()
@@ -315,6 +324,7 @@ class Transcriber:
                 "audio_seconds": round(done, 1),
                 "chunks": chunks,
                 "segments": len(segments),
+                "fallback_segments": fallbacks,
                 "seconds": round(time.monotonic() - started, 1),
             },
         )
@@ -325,6 +335,10 @@ class Transcriber:
             duration=round(done, 3),
             model=self.settings.model,
         )
+
+    def _temperature(self) -> dict[str, float]:
+        """Without fallback a window is decoded once, at temperature 0, whatever its scores."""
+        return {} if self.temperature_fallback else {"temperature": 0.0}
 
     def _run(
         self, model: WhisperModel, chunk: Chunk, language: str | None
@@ -338,17 +352,14 @@ class Transcriber:
         from faster_whisper.transcribe import restore_speech_timestamps
 
         try:
-            if self.batch_size > 0:
-                from faster_whisper import BatchedInferencePipeline
-
-                found, info = BatchedInferencePipeline(model).transcribe(
-                    chunk.samples,
-                    language=language,
-                    beam_size=self.settings.beam_size,
-                    batch_size=self.batch_size,
-                    vad_filter=True,  # batching works on VAD stretches; it cannot go without
-                    condition_on_previous_text=self.condition_on_previous_text,
-                )
+            if self.batch_size > 0:  # packed windows, a batch at a time (decoding.py)
+                packed = chunk.speech(packed_vad_options())
+                if not packed:
+                    return iter(()), None
+                found, info = decode_packed(
+                    model, chunk.samples, packed, language=language,
+                    beam_size=self.settings.beam_size, batch_size=self.batch_size,
+                    timestamps=self.batch_timestamps, stats=self.packed)
                 return _guarded(found), info
             if not self.settings.vad_filter:
                 found, info = model.transcribe(
@@ -357,6 +368,7 @@ class Transcriber:
                     beam_size=self.settings.beam_size,
                     vad_filter=False,
                     condition_on_previous_text=self.condition_on_previous_text,
+                    **self._temperature(),
                 )
                 return _guarded(found), info
             stretches = chunk.speech()
@@ -369,6 +381,7 @@ class Transcriber:
                 beam_size=self.settings.beam_size,
                 vad_filter=False,  # already applied: `speech` holds only the stretches
                 condition_on_previous_text=self.condition_on_previous_text,
+                **self._temperature(),
             )
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"the model failed on this recording: {exc}") from None
