@@ -171,7 +171,7 @@ class DaemonSettings(Section):
     purge_cron: str = "15 3 * * *"
     lease_seconds: int = Field(300, ge=10)
     worker_id: str = ""  # empty: hostname:pid
-    process_batch: int = Field(10, ge=1)
+    process_batch: int = Field(1, ge=1)  # claimed at a time: 1 never keeps work from others
     max_attempts: int = Field(8, ge=1)
     retry_base_seconds: float = Field(60.0, gt=0)
     metrics_host: str = "127.0.0.1"

@@ -99,7 +99,9 @@ def process_job() -> None:
     if rt.stopping.is_set():
         return
     try:
-        report = process(rt.app, rt.get_services(), limit=rt.app.settings.daemon.process_batch,
+        # Drain: while recordings are due this worker keeps at them (claiming one batch at a
+        # time); the interval only says how soon an idle worker looks again.
+        report = process(rt.app, rt.get_services(), limit=None,
                          worker=rt.worker, should_stop=rt.stopping.is_set)
         rt.last["process"] = rt.app.clock.now().isoformat()
         if report.outcomes:

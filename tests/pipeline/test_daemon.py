@@ -126,3 +126,21 @@ def test_process_asked_for_a_missing_gpu_stops_before_claiming_or_downloading(
     assert states(db) == discovered == {"discovered": len(emulator.scenario.recordings)}
     assert not [r for r in emulator.requests.all() if r.path.endswith("/content")]
     assert not list((home / "staging").glob("*/*"))
+
+
+def test_the_daemon_keeps_at_due_recordings_rather_than_waiting_an_interval(
+        home: Path, emulator: EmulatorServer, tmp_path: Path) -> None:
+    """With an hour between passes, one pass still takes every due recording (it used to take
+    `process_batch` and idle until the next interval)."""
+    initialise(make_settings(home), home / "config.toml")
+    env = subprocess_env(home, emulator, MG_DAEMON__PROCESS_INTERVAL_SECONDS="3600")
+    db = f"sqlite:///{home / 'meeting-governance.db'}"
+    daemon = start_daemon(env, tmp_path / "daemon.log")
+    try:
+        wait_for(lambda: states(db).get("stored", 0) == 2 and states(db).get("failed", 0) == 1,
+                 180, "one pass of the daemon to take every due recording")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
