@@ -11,12 +11,12 @@ recording has been downloaded.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meeting_governance.errors import ConfigError
+from meeting_governance.sizing import host_cores
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -70,7 +70,7 @@ class DevicePlan:
 def plan_device(settings: TranscriptionSettings, probe: DeviceProbe) -> DevicePlan:
     """Resolve `device` and `compute_type` for this machine; ConfigError names what to change."""
     wanted = settings.device
-    threads = settings.cpu_threads or os.cpu_count() or 1
+    threads = settings.cpu_threads or host_cores()
     usable_gpu = probe.cuda_devices > 0 and not probe.cuda_error
     if wanted == "cuda" and not usable_gpu:
         why = (f"CTranslate2 cannot use it: {probe.cuda_error}" if probe.cuda_devices

@@ -203,4 +203,4 @@ def test_the_daemon_refuses_cuda_at_once_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     log = home / "logs" / "meeting-governance.jsonl"
     started = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    assert not any(entry.get("message") == "daemon started" for entry in started)
+    assert not any(entry.get("msg") == "daemon started" for entry in started)
