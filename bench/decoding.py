@@ -2,7 +2,8 @@
 """Decoding modes: which one keeps accuracy at greedy speed, judged on several recordings.
 
     python bench/decoding.py [--quick] [--models tiny.en base] [--modes ...] [--long-minutes 60]
-                             [--threads 1] [--out ROWS.json] [--from-rows ROWS.json ...]
+                             [--threads 1] [--device cpu|cuda] [--out ROWS.json]
+                             [--from-rows ROWS.json ...]
 
 Every mode runs through the real `Transcriber` (one VAD pass, 120 s chunks) on the recordings
 of `corpus.evaluation_set()`: meeting10 (587 s), ls60 (60 s without pauses), the 19 corpus
@@ -26,9 +27,10 @@ points of the best WER" (`transcription.choose_default`) is applied to the mean 
 sets, among the modes a site can configure. Timestamps: how far each utterance's start
 (meeting10, the long meeting) is from the nearest segment start.
 
-`--quick`: tiny.en, four modes, ls60 and the clips. `--from-rows` aggregates rows saved by
-earlier `--out` runs (a long study split into runs) without measuring. Prints figures only,
-never transcript text.
+`--device cuda` runs the same study on a GPU (speed is then wall time per audio second);
+it has not been run: no GPU was available. `--quick`: tiny.en, four modes, ls60 and the
+clips. `--sets` and `--from-rows` split a long study over runs: `--out` saves each run's rows,
+`--from-rows` aggregates them without measuring. Prints figures only, never transcript text.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def floor(model: Any, recording: corpus.Recording, chunk_seconds: float) -> dict
 
 
 def child(model_name: str, modes: list[str], recordings: list[corpus.Recording],
-          threads: int) -> list[dict[str, Any]]:
+          threads: int, device: str = "cpu") -> list[dict[str, Any]]:
     """One model, every mode over every recording, in this process."""
     from meeting_governance.config import TranscriptionSettings
     from meeting_governance.transcribe import Transcriber
@@ -148,18 +150,19 @@ def child(model_name: str, modes: list[str], recordings: list[corpus.Recording],
     counts = _Counts()
     logging.getLogger("meeting_governance.transcribe").addHandler(counts)
     logging.getLogger("meeting_governance.transcribe").setLevel(logging.INFO)
-    settings = TranscriptionSettings(model=model_name, cpu_threads=threads)
+    settings = TranscriptionSettings(model=model_name, cpu_threads=threads, device=device)
     base = Transcriber(settings)
     model = base.model
-    warm_up = min(recordings, key=lambda r: r.seconds)
-    Transcriber(settings, model=model).transcribe(warm_up.path)  # first-call costs: not counted
+    on = base.plan.device if base.plan else "cpu"
+    warm_up = min(corpus.clips(), key=lambda r: r.seconds)  # first-call costs: not counted
+    Transcriber(settings, model=model).transcribe(warm_up.path)
     rows = []
     for mode in modes:
         spec = MODES[mode]
         for recording in recordings:
             row: dict[str, Any] = {"model": model_name, "mode": mode, "recording": recording.name,
                                    "kind": recording.kind, "audio_s": recording.seconds,
-                                   "threads": threads}
+                                   "threads": threads, "device": on}
             if mode == "floor":
                 row.update(floor(model, recording, settings.chunk_seconds))
                 rows.append(row)
@@ -173,6 +176,8 @@ def child(model_name: str, modes: list[str], recordings: list[corpus.Recording],
             result = transcriber.transcribe(recording.path)
             row["cpu_s"] = time.process_time() - cpu
             row["wall_s"] = time.perf_counter() - wall
+            if on != "cpu":  # a GPU's time is not this process's CPU time: count the wall
+                row["cpu_s"] = row["wall_s"]
             row["audio_s"] = result.duration
             row.update(errors(recording.reference, result.text))
             row["segments"] = len(result.segments)
@@ -192,7 +197,7 @@ def child(model_name: str, modes: list[str], recordings: list[corpus.Recording],
 
 
 def measure(models: list[str], modes: list[str], recordings: list[corpus.Recording],
-            threads: int) -> list[dict[str, Any]]:
+            threads: int, device: str = "cpu") -> list[dict[str, Any]]:
     """Each model in a fresh process, one thread everywhere (numpy, OpenMP, CTranslate2)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                HF_HUB_OFFLINE="1")
@@ -201,7 +206,8 @@ def measure(models: list[str], modes: list[str], recordings: list[corpus.Recordi
     rows: list[dict[str, Any]] = []
     for name in models:
         done = subprocess.run([sys.executable, __file__, "--child", name, "--threads",
-                               str(threads), "--modes", *modes], input=listing, env=env,
+                               str(threads), "--device", device, "--modes", *modes],
+                              input=listing, env=env,
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"{name} failed: {done.stderr[-2000:]}")
@@ -307,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-minutes", type=float, help="0 leaves the long meeting out "
                         "(default: 60; --quick: 0)")
     parser.add_argument("--threads", type=int, default=1, help="model threads (default 1)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: on a GPU, speed is then wall time (not measured yet)")
+    parser.add_argument("--sets", nargs="*", choices=["meeting", "join", "clip", "long"],
+                        help="only these recordings (meeting10, ls60, the clips, the long "
+                             "meeting); to split a long study over runs, with --out/--from-rows")
     parser.add_argument("--out", type=Path, help="also write the raw rows here")
     parser.add_argument("--from-rows", type=Path, nargs="*", help="aggregate these rows files")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -314,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         listing = json.loads(sys.stdin.read())
         recordings = [corpus.Recording(n, Path(p), s, r, k) for n, p, s, r, k in listing]
-        print(json.dumps(child(args.child, args.modes, recordings, args.threads)))
+        print(json.dumps(child(args.child, args.modes, recordings, args.threads, args.device)))
         return 0
     from common import emit, progress, quick_mode
 
@@ -332,10 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         recordings = corpus.evaluation_set(minutes)
         if quick:
             recordings = [r for r in recordings if r.kind != "meeting"][:6]
+        if args.sets:
+            recordings = [r for r in recordings if r.kind in args.sets]
         progress(f"{len(models)} model(s) x {len(modes)} modes on "
                  f"{sum(r.seconds for r in recordings) / 60:.1f} min of audio, "
                  f"{args.threads} thread(s)")
-        rows = measure(models, modes, recordings, args.threads)
+        rows = measure(models, modes, recordings, args.threads, args.device)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     summary = summarise(rows)

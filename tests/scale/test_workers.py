@@ -87,20 +87,23 @@ def test_three_workers_share_the_work_and_survive_a_sigkill(pg_schema_url: str, 
     with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
                         state_dir=tmp_path / "emu") as emulator:
         workers: dict[str, subprocess.Popen[bytes]] = {}
-        for name in ("w1", "w2", "w3"):
+
+        def start(name: str) -> None:
             env = subprocess_env(home, emulator, pg_schema_url,
                                  MG_DAEMON__WORKER_ID=name, MG_DAEMON__LEASE_SECONDS="10",
                                  MG_DAEMON__PROCESS_INTERVAL_SECONDS="1",
-                                 MG_DAEMON__PROCESS_BATCH="1",
                                  MG_DAEMON__WORKERS="1",  # three hosts, one worker each
                                  MG_TRANSCRIPTION__CPU_THREADS="1")
             log = (tmp_path / f"{name}.log").open("wb")
             workers[name] = subprocess.Popen([sys.executable, "-m", "meeting_governance",
                                               "daemon"], env=env, stdout=log,
                                              stderr=subprocess.STDOUT)
+
         killed_item: int | None = None
         try:
-            # Kill w1 while it holds an item in flight.
+            # w1 starts first (a worker keeps at the queue while work is due, so a late
+            # starter might find none) and is killed while it holds an item in flight.
+            start("w1")
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline and killed_item is None:
                 _, rows = _counts(pg_schema_url)
@@ -111,6 +114,8 @@ def test_three_workers_share_the_work_and_survive_a_sigkill(pg_schema_url: str, 
                     killed_item = mine[0].id
                 time.sleep(0.05)
             assert killed_item is not None, "w1 never held an item"
+            start("w2")
+            start("w3")
             wait_for(lambda: _counts(pg_schema_url)[0].get("stored", 0) == COUNT, 300,
                      "all 30 recordings to be stored by the remaining workers")
         finally:
