@@ -184,6 +184,8 @@ def child(model_name: str, modes: list[str], recordings: list[corpus.Recording],
             row["fallback_segments"] = counts.fallbacks
             row["windows"] = transcriber.packed.windows
             row["resumed_windows"] = transcriber.packed.resumed_windows
+            row["fallback_windows"] = transcriber.packed.fallback_windows
+            row["silent_windows"] = transcriber.packed.silent_windows
             starts = utterance_starts(recording)
             if starts and result.segments:
                 found = np.array([s.start for s in result.segments])
@@ -252,7 +254,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     if agg.get("words_wn"):
                         entry["wer_whisper_norm"] = round(agg["errors_wn"] / agg["words_wn"], 5)
                     entry["fallback_segments"] = int(agg.get("fallback_segments", 0))
-                    entry["resumed_windows"] = int(agg.get("resumed_windows", 0))
+                    for field in ("resumed_windows", "fallback_windows", "silent_windows"):
+                        entry[field] = int(agg.get(field, 0))
                 for field in ("start_error_median_s", "start_error_p90_s", "windows"):
                     if field in agg:
                         entry[field] = agg[field]

@@ -30,6 +30,11 @@ RATE = 16_000
 WINDOW_SECONDS = 30
 MIN_REST = RATE // 2  # a window's text stopping closer than this to its end counts as done
 MAX_RESUMES = 2  # how often a window is resumed where its text stopped
+# Whisper's checks on a window's text, faster-whisper's defaults for sequential decoding.
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # temperature 0 was the batched pass
 
 
 def packed_vad_options() -> VadOptions:
@@ -73,6 +78,8 @@ class PackedStats:
     windows: int = 0
     resumed_windows: int = 0  # windows decoded again from where the model stopped
     resumed_segments: int = 0  # segments those found
+    fallback_windows: int = 0  # windows whose text failed Whisper's checks, decoded again
+    silent_windows: int = 0  # windows the model judged silent (their text dropped)
 
 
 def _seeking_pipeline(model: WhisperModel) -> Any:
@@ -88,6 +95,8 @@ def _seeking_pipeline(model: WhisperModel) -> Any:
 
     class Seeking(BatchedInferencePipeline):
         stops: dict[int, int]  # window offset (samples, packed) -> samples it covered
+        # window offset -> (average log probability, no-speech probability, compression ratio)
+        quality: dict[int, tuple[float, float, float]]
 
         def forward(self, features: Any, tokenizer: Any, chunks_metadata: Any,
                     options: Any) -> list[list[dict[str, Any]]]:
@@ -101,6 +110,9 @@ def _seeking_pipeline(model: WhisperModel) -> Any:
                     tokenizer=tokenizer, tokens=output["tokens"], time_offset=meta["offset"],
                     segment_size=size, segment_duration=duration, seek=0)
                 self.stops[round(meta["offset"] * RATE)] = seek * hop
+                self.quality[round(meta["offset"] * RATE)] = (
+                    output["avg_logprob"], output["no_speech_prob"],
+                    get_compression_ratio(tokenizer.decode(output["tokens"]).strip()))
                 segmented.append([
                     {"text": tokenizer.decode(piece["tokens"]),
                      "avg_logprob": output["avg_logprob"],
@@ -113,13 +125,14 @@ def _seeking_pipeline(model: WhisperModel) -> Any:
 
     pipeline = Seeking(model)
     pipeline.stops = {}
+    pipeline.quality = {}
     return pipeline
 
 
 def decode_packed(model: WhisperModel, samples: np.ndarray, stretches: Sequence[tuple[int, int]],
                   *, language: str | None, beam_size: int, batch_size: int,
                   timestamps: bool = True, resumes: int = MAX_RESUMES,
-                  stats: PackedStats | None = None
+                  fallback: bool = True, stats: PackedStats | None = None
                   ) -> tuple[Iterator[FwSegment], TranscriptionInfo]:
     """Decode `stretches` of `samples` packed into windows, `batch_size` windows at a time.
 
@@ -129,6 +142,12 @@ def decode_packed(model: WhisperModel, samples: np.ndarray, stretches: Sequence[
     batch, as sequential decoding would seek back to it (one batched pass would lose it).
     `timestamps=False` is faster-whisper's batched default, kept for the benchmark only: it
     cannot tell where the model stopped.
+
+    Whisper's own checks hold per window, as in sequential decoding: a window the model judges
+    silent (no-speech probability over 0.6 with a low log probability) gives no text, and with
+    `fallback` a window whose text is too repetitive (compression ratio over 2.4) or too
+    unlikely (average log probability under -1) is decoded again on its own at rising
+    temperatures. Batched decoding has neither by itself.
     """
     from faster_whisper.transcribe import restore_speech_timestamps
 
@@ -158,6 +177,7 @@ def decode_packed(model: WhisperModel, samples: np.ndarray, stretches: Sequence[
                 found, _ = run(windows, language)
             decoded = list(found)
             found = None
+            done = list(windows)
             for _ in range(resumes):
                 rests = _unfinished(windows, pipeline.stops) if timestamps else []
                 if not rests:
@@ -167,10 +187,49 @@ def decode_packed(model: WhisperModel, samples: np.ndarray, stretches: Sequence[
                 stats.resumed_segments += len(again)
                 decoded += again
                 windows = rests
+                done += rests
+            if timestamps:
+                decoded = checked(decoded, done)
             yield from sorted(decoded, key=lambda segment: segment.start)
+
+    def checked(decoded: list[FwSegment], windows: list[tuple[int, int]]) -> list[FwSegment]:
+        """Drop what silent windows said; decode failed ones again with temperature fallback."""
+        replaced: list[tuple[int, int]] = []
+        for a, b in windows:
+            quality = pipeline.quality.get(a)
+            if quality is None or any(x <= a and b <= y for x, y in replaced):
+                continue
+            verdict = _verdict(*quality)
+            if verdict == "ok" or (verdict == "retry" and not fallback):
+                continue
+            if verdict == "silent":
+                stats.silent_windows += 1
+                again: list[FwSegment] = []
+            else:
+                stats.fallback_windows += 1
+                redo, _ = model.transcribe(speech[a:b], language=language, beam_size=beam_size,
+                                           temperature=FALLBACK_TEMPERATURES, vad_filter=False,
+                                           condition_on_previous_text=False)
+                again = list(redo)
+                for segment in again:  # onto the packed timeline, inside this window
+                    segment.start = min(segment.start + a / RATE, b / RATE)
+                    segment.end = min(max(segment.end + a / RATE, segment.start), b / RATE)
+            decoded = [s for s in decoded if not a <= round(s.start * RATE) < b] + again
+            replaced.append((a, b))
+        return decoded
 
     spans = [{"start": a, "end": b} for a, b in stretches]
     return iter(restore_speech_timestamps(batches(), spans, RATE)), info
+
+
+def _verdict(avg_logprob: float, no_speech_prob: float, compression_ratio: float) -> str:
+    """Whisper's checks on one window's text (faster-whisper's defaults): "silent", "retry"
+    or "ok"."""
+    if no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD:
+        return "silent"
+    if compression_ratio > COMPRESSION_RATIO_THRESHOLD or avg_logprob < LOG_PROB_THRESHOLD:
+        return "retry"
+    return "ok"
 
 
 def _unfinished(windows: Sequence[tuple[int, int]], stops: dict[int, int]

@@ -359,7 +359,8 @@ class Transcriber:
                 found, info = decode_packed(
                     model, chunk.samples, packed, language=language,
                     beam_size=self.settings.beam_size, batch_size=self.batch_size,
-                    timestamps=self.batch_timestamps, stats=self.packed)
+                    timestamps=self.batch_timestamps, fallback=self.temperature_fallback,
+                    stats=self.packed)
                 return _guarded(found), info
             if not self.settings.vad_filter:
                 found, info = model.transcribe(

@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meeting_governance.audio import SAMPLE_RATE
-from meeting_governance.decoding import _unfinished, decode_packed, pack, packed_vad_options
+from meeting_governance.decoding import (
+    PackedStats,
+    _unfinished,
+    _verdict,
+    decode_packed,
+    pack,
+    packed_vad_options,
+)
 from meeting_governance.transcribe import Transcriber, TranscriptResult, iter_chunks
 
 from .conftest import LongInput, clips, decode, normalise, write_wav
@@ -140,3 +147,44 @@ def test_silence_never_reaches_the_packed_decoder(tiny: Transcriber, tmp_path: P
     result = packed.transcribe(path)
 
     assert result.segments == () and packed.packed.windows == 0
+
+
+@pytest.mark.parametrize(("quality", "verdict"), [
+    ((-0.3, 0.1, 1.6), "ok"),
+    ((-1.4, 0.9, 1.2), "silent"),  # Whisper's should_skip: no speech and an unlikely text
+    ((-0.2, 0.9, 1.2), "ok"),  # likely text wins over the no-speech token
+    ((-0.5, 0.1, 3.1), "retry"),  # repetitive: "the the the ..."
+    ((-1.3, 0.2, 1.5), "retry"),  # unlikely
+])
+def test_a_windows_text_is_judged_as_whisper_judges_it(
+        quality: tuple[float, float, float], verdict: str) -> None:
+    assert _verdict(*quality) == verdict
+
+
+@pytest.mark.slow
+def test_noise_the_model_calls_silent_gives_no_text_as_in_sequential_decoding(
+        tiny: Transcriber) -> None:
+    noise = np.random.default_rng(1).normal(0, 0.1, 20 * SAMPLE_RATE).astype(np.float32)
+    stats = PackedStats()
+
+    found, _ = decode_packed(tiny.model, noise, [(0, noise.size)], language="en", beam_size=1,
+                             batch_size=4, stats=stats)
+
+    assert list(found) == [] and stats.silent_windows == 1
+    sequential, _ = tiny.model.transcribe(noise, language="en", vad_filter=False)
+    assert [s.text for s in sequential] == []
+
+
+@pytest.mark.slow
+def test_a_window_failing_the_checks_is_decoded_again_unless_fallback_is_off(
+        tiny: Transcriber) -> None:
+    # A steady 120 Hz hum: the model's text for it is unlikely, so Whisper would retry it.
+    hum = (0.3 * np.sin(2 * np.pi * 120 * np.arange(20 * SAMPLE_RATE) / SAMPLE_RATE)
+           ).astype(np.float32)
+    for fallback, expected in ((True, 1), (False, 0)):
+        stats = PackedStats()
+        found, _ = decode_packed(tiny.model, hum, [(0, hum.size)], language="en", beam_size=1,
+                                 batch_size=4, fallback=fallback, stats=stats)
+        segments = list(found)
+        assert stats.fallback_windows == expected
+        assert all(0 <= s.start <= s.end <= 20.05 for s in segments)
