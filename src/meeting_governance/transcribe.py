@@ -239,7 +239,7 @@ class Transcriber:
         decodes them that many at a time, timestamps kept, resuming a window where the model
         stopped short (`decoding.py`); 0 decodes the chunk's speech window after window.
         `temperature_fallback` re-decodes a window whose text looks wrong at rising
-        temperatures (sequential decoding only). bench/decoding.py measures all of them.
+        temperatures, in both ways. bench/decoding.py measures all of them.
 
         `condition_on_previous_text` is off: measured on the 10-minute meeting, tiny.en with it
         on now and then drops whole utterances (WER 2.8 % to 8.4 % depending on where the
