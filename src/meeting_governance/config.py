@@ -136,7 +136,7 @@ class TranscriptionSettings(Section):
     vad_filter: bool = True
     language: str = ""  # empty: detect
     chunk_seconds: float = Field(120.0, ge=30)
-    batch_size: int = Field(0, ge=0, le=64)  # 0: sequential; > 0: BatchedInferencePipeline
+    batch_size: int = Field(8, ge=0, le=64)  # 0: sequential; > 0: packed windows (decoding.py)
     condition_on_previous_text: bool = False
     temperature_fallback: bool = True  # re-decode a failed window at higher temperatures
 

@@ -96,7 +96,7 @@ def wer(reference: str, text: str) -> float:
 def test_windows_the_model_left_unfinished_are_resumed(tiny: Transcriber,
                                                        continuous: LongInput) -> None:
     packed = Transcriber(tiny.settings, model=tiny.model, batch_size=4)
-    sequential = Transcriber(tiny.settings, model=tiny.model)
+    sequential = Transcriber(tiny.settings, model=tiny.model, batch_size=0)
 
     result = packed.transcribe(continuous.path).text
 
@@ -130,7 +130,8 @@ def test_packed_segments_keep_their_times(tiny: Transcriber, long_input: LongInp
         starts = [s.start for s in found.segments]
         return [min(abs(end - t) for t in starts) for _start, end in long_input.pauses[:-1]]
 
-    sequential = Transcriber(packed.settings, model=tiny.model).transcribe(long_input.path)
+    sequential = Transcriber(packed.settings, model=tiny.model, batch_size=0).transcribe(
+        long_input.path)
     assert max(misses(result)) < 0.75
     assert max(misses(result)) <= max(misses(sequential)) + 0.1
     for segment in result.segments:
