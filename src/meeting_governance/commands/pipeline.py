@@ -51,10 +51,16 @@ def demo(
 
 def daemon(
     ctx: typer.Context,
-    workers: int = typer.Option(1, "--workers", min=1, max=64,
-                                help="Worker processes on this host (PostgreSQL only for > 1)."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=0, max=64,
+        help="Worker processes on this host, each with its own model (more than 1 needs "
+             "PostgreSQL). Default: daemon.workers; 0 = auto: one per core on PostgreSQL "
+             "(memory permitting), 1 on SQLite or with a GPU."),
 ) -> None:
-    """Run poll, process and purge on their schedules until SIGTERM or SIGINT."""
+    """Run poll, process and purge on their schedules until SIGTERM or SIGINT.
+
+    Each worker's model gets transcription.cpu_threads threads, or its share of the cores when
+    that is 0. The log says how many workers started and why."""
     from meeting_governance.daemon import run_daemon
 
     st = state(ctx)
