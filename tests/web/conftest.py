@@ -27,11 +27,19 @@ JOIN_LINK = ("https://teams.microsoft.com/l/meetup-join/19%3ameeting_NjA5YTQ4ZjM
              "mE0ZjY3ZmM5Y2Ex%40thread.v2/0?context=%7b%22Tid%22%3a%2272f988bf-86f1-41af-91ab-2d7cd01"
              "1db47%22%2c%22Oid%22%3a%221e9d3b2a-0000-4c44-9a39-1234567890ab%22%7d")
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+_REVIEW_RE = re.compile(r'name="review_token" value="([^"]+)"')
 
 
 def csrf_from(html: str) -> str:
     match = _CSRF_RE.search(html)
     assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def review_token_from(html: str) -> str:
+    """The token a review page carries to the save (what a browser sends back)."""
+    match = _REVIEW_RE.search(html)
+    assert match, "no review token on the page"
     return match.group(1)
 
 
