@@ -18,7 +18,10 @@ from fastapi.testclient import TestClient
 from meeting_governance import users
 from meeting_governance.config import load_settings
 from meeting_governance.context import AppContext, initialise
+from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.web import create_app
+
+from .directory_scenario import build_scenario
 
 PASSWORD = "correct-horse-battery-staple"
 ROLES = ("coordinator", "dpo", "admin")
@@ -126,3 +129,38 @@ def web_any(app: AppContext) -> Web:
     """The app on each database engine (the `app` fixture is parametrised over both)."""
     add_accounts(app)
     return Web(app, create_app(app))
+
+
+# -- Microsoft Graph: the emulator's directory and meetings, spoken to over loopback HTTPS -------
+@pytest.fixture(scope="session")
+def graph_emulator_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    state = tmp_path_factory.mktemp("web-graph-emulator")
+    with EmulatorServer(build_scenario(), media_dir=state, state_dir=state) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def graph_emulator(graph_emulator_session: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The emulator with no faults, an empty request log and the scenario's directory."""
+    emulator = graph_emulator_session
+    emulator.faults.reset()
+    emulator.requests.clear()
+    emulator.reset_directory()
+    yield emulator
+    emulator.faults.reset()
+    emulator.reset_directory()
+
+
+def graph_config(emulator: EmulatorServer, **overrides: object) -> dict[str, object]:
+    """The `graph` section of a configuration pointing at `emulator`."""
+    settings = emulator.graph_settings(**overrides)
+    return {"tenant_id": settings.tenant_id, "client_id": settings.client_id,
+            "client_secret": settings.client_secret, "authority_host": settings.authority_host,
+            "base_url": settings.base_url, "ca_bundle": settings.ca_bundle,
+            "organizers": list(settings.organizers)}
+
+
+@pytest.fixture
+def graph_web(make_web: Callable[..., Web], graph_emulator: EmulatorServer) -> Web:
+    """The web app of an installation connected to Microsoft Graph (the emulator)."""
+    return make_web(graph=graph_config(graph_emulator))
