@@ -75,6 +75,8 @@ def test_an_alias_shows_the_person_and_the_save_matches_every_identifier(
     assert review.status_code == 200
     assert f"Person {MARGARET_NAME}" in text and "Member of this organisation" in text
     assert "Every identifier the directory knows for them (4:" in text
+    assert f"recognised by e-mail address {MARGARET_ALIAS} — and by every other identifier " \
+           "the directory knows (4 in all), never by name" in text
     asked = directory_calls(graph_emulator)
     assert asked >= 1
     saved = save(client, review)

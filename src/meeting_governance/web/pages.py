@@ -125,8 +125,10 @@ def _review_page(request: Request, form: OptOutForm, req: optouts.OptOutRequest,
     it; dates in the past. `again`: a save was refused because its review no longer held."""
     ctx = ctx_of(request)
     facts = review_step.gather(request, req)
+    found = facts.person.registration
+    reaches = found.who.identifiers if found and found.status != "not_found" else 0
     return render(request, "optout_review.html", {
-        "title": "Check the opt-out", "form": form, "text": review_text(form),
+        "title": "Check the opt-out", "form": form, "text": review_text(form, reaches),
         "facts": facts.meeting, "person": facts.person, "overlaps": list(facts.overlaps),
         "past_range": facts.past_range, "review_token": facts.token, "again": again,
         "max_age_minutes": REVIEW_MAX_AGE_S // 60,
