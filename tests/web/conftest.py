@@ -107,16 +107,18 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def make_web(tmp_path: Path) -> Iterator[Callable[..., Web]]:
     """Build a web app with configuration overrides (`web={...}`) on SQLite."""
-    opened: list[AppContext] = []
+    opened: list[Web] = []
 
     def build(**overrides: object) -> Web:
         ctx = _open(tmp_path / f"home{len(opened)}", **overrides)
-        opened.append(ctx)
-        return Web(ctx, create_app(ctx))
+        web = Web(ctx, create_app(ctx))
+        opened.append(web)
+        return web
 
     yield build
-    for ctx in opened:
-        ctx.close()
+    for web in opened:
+        web.app.state.graph.close()  # as the app's shutdown does (TestClient runs no lifespan)
+        web.ctx.close()
 
 
 @pytest.fixture

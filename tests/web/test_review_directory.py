@@ -265,3 +265,15 @@ def test_a_save_needs_the_review_of_exactly_these_details(graph_web: Web,
     with graph_web.ctx.session() as db:
         assert optouts.list_optouts(graph_web.ctx, db) == []
     assert save(client, review).status_code == 303
+
+
+def test_one_graph_client_and_one_sign_in_serve_every_page(graph_web: Web,
+                                                           graph_emulator: EmulatorServer) -> None:
+    coordinator = graph_web.as_role("coordinator")
+    for email in (MARGARET_ALIAS, NOBODY, SHARED):
+        review_page(coordinator, email=email, scope="meeting", meeting=PLANNING_SHORT)
+    dpo = graph_web.as_role("dpo")
+    dpo.post("/dpo/person", data={"csrf_token": graph_web.token(dpo), "who": MARGARET_ALIAS})
+    assert len(graph_emulator.requests.batched_requests()) >= 4
+    assert len(graph_emulator.requests.openid_requests()) == 1
+    assert len(graph_emulator.requests.token_requests()) == 1
