@@ -6,16 +6,18 @@ is down, refuses, throttles or is slow gives "could not be checked" and saving s
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from meeting_governance import optouts
-from meeting_governance.graph.emulator import EmulatorServer
+from meeting_governance.graph.emulator import EmulatorServer, Meeting
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.models import OptOut
 
@@ -277,3 +279,15 @@ def test_one_graph_client_and_one_sign_in_serve_every_page(graph_web: Web,
     assert len(graph_emulator.requests.batched_requests()) >= 4
     assert len(graph_emulator.requests.openid_requests()) == 1
     assert len(graph_emulator.requests.token_requests()) == 1
+
+
+def test_a_graph_meeting_id_is_looked_up_under_the_organiser_it_encodes(
+        graph_web: Web, graph_emulator: EmulatorServer) -> None:
+    meeting_id = base64.b64encode(
+        f"1*{ORGANISER}*0**19:meeting_QnlJZA@thread.v2".encode()).decode()
+    graph_emulator.add_meeting(Meeting(id=meeting_id, organizer=ORGANISER, subject="Board (by id)",
+                                       start=datetime(2031, 5, 2, 8, tzinfo=UTC)))
+    text = text_of(review_page(graph_web.as_role("coordinator"), email=MARGARET_PRIMARY,
+                               scope="meeting", meeting=meeting_id).text)
+    assert "Subject Board (by id)" in text and "Starts 2031-05-02 08:00 UTC" in text
+    assert f"Organiser {ORGANISER_NAME}" in text
