@@ -50,7 +50,7 @@ def test_it_refuses_another_session_request_age_key_or_a_forgery() -> None:
     assert seal.open(token, REQ, session_csrf="csrf-1",
                      now=NOW + timedelta(seconds=REVIEW_MAX_AGE_S + 1)) is None
     assert ReviewSeal(os.urandom(32)).open(token, REQ, session_csrf="csrf-1", now=NOW) is None
-    for bad in ("", "garbage", token[:-3] + "abc", "A" * 20_000):
+    for bad in ("", "garbage", token[:-3] + "abc", "A" * 20_000, "A" * 300_000):
         assert seal.open(bad, REQ, session_csrf="csrf-1", now=NOW) is None
 
 
@@ -67,3 +67,13 @@ def test_no_answer_is_carried_as_none_and_nothing_personal_is_inside() -> None:
     text = plain.decode().lower()
     for secret in ("ada@", "example.org", "lovelace", "phone", "csrf-1"):  # hex has no "@"
         assert secret not in text, secret
+
+
+def test_a_person_with_thousands_of_identifiers_still_fits() -> None:
+    many = frozenset(f"{n:064x}" for n in range(2500))
+    seal = ReviewSeal(SECRET)
+    token = seal.seal(REQ, session_csrf="csrf-1", now=NOW,
+                      registration=Registration("found", many, WhoIs("member", None, "", 2500)))
+    opened = seal.open(token, REQ, session_csrf="csrf-1", now=NOW)
+    assert opened is not None and opened.registration is not None
+    assert opened.registration.blinds == many

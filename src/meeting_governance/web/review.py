@@ -3,8 +3,9 @@ which meeting a join link names (and whether it is this organisation's, or alrea
 whether the person already has an opt-out that covers it, and whether the dates lie in the past.
 
 Decided from the link itself, from our own registry (opt-outs and the recordings already seen)
-and, through `check_meeting`'s `resolver` (`web.lookups.GraphMeetingResolver` when Graph is
-configured), from Microsoft Graph: subject, start and organiser. Nothing found here is stored.
+and, through `check_meeting`'s `resolver` (the app's is `web.lookups.GraphMeetingResolver`,
+which says "not connected" when no Graph credential is set), from Microsoft Graph: subject,
+times and organiser. Nothing found here is stored.
 """
 
 from __future__ import annotations

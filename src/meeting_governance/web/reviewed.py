@@ -25,7 +25,7 @@ from meeting_governance.people import Registration, WhoIs
 from meeting_governance.web.sessions import derive_key
 
 REVIEW_MAX_AGE_S = 30 * 60  # a review older than this is made again before saving
-MAX_TOKEN_CHARS = 16_384  # a person with a few hundred identifiers still fits
+MAX_TOKEN_CHARS = 262_144  # about 3,000 identifiers (aliases, other mails) for one person
 _STATUSES = frozenset({"found", "not_found", "ambiguous"})
 
 
