@@ -130,7 +130,7 @@ def review_text(form: OptOutForm, reaches: int = 0) -> ReviewText:
     does (it refuses to fetch and transcribe recordings), what it cannot do (stop Teams from
     recording), and what is left to the coordinator. `reaches`: how many identifiers the
     directory found for the person (0: it was not asked, or knows nobody)."""
-    who = form.name.strip() or "This person"
+    who = form.name.strip() or "this person"
     ids = [f"e-mail address {normalise_email(form.email)}" if form.email.strip() else "",
            f"Entra object id {normalise_object_id(form.object_id)}" if form.object_id.strip()
            else ""]
