@@ -1,4 +1,5 @@
-"""The JSON API under `/api/`: the same operations as the pages, for scripts.
+"""The JSON API under `/api/`: the same operations as the pages, for scripts (the review step
+before saving, `POST /api/optouts/review`, is `api_review.py`).
 
 Authentication is the same session cookie as the pages (sign in at /login); every POST also
 needs the `X-CSRF-Token` header (from `GET /api/session`), which a cross-site form cannot send.
