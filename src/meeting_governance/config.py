@@ -219,6 +219,7 @@ class WebSettings(Section):
     entra_role_claim: str = "roles"
     entra_role_map: dict[str, str] = Field(default_factory=dict)
     max_upload_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    graph_timeout_s: float = Field(5.0, gt=0, le=60)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -286,6 +286,16 @@ def registration_for(app: AppContext, *, email: str | None,
 
 # -- a data subject (access, erasure, holds) ------------------------------------------------
 
+class AmbiguousIdentity(InputError):
+    """An address several directory accounts share: a request about one person cannot use it
+    (it would reach other people's data); `accounts` says how many."""
+
+    def __init__(self, accounts: int) -> None:
+        super().__init__(f"this address belongs to {accounts} directory accounts; name the "
+                         "person by --object-id so that nobody else's data is included")
+        self.accounts = accounts
+
+
 @dataclass(frozen=True, slots=True)
 class PersonIdentity:
     """The identifiers a request about one person covers (blind values) and how they were
@@ -317,14 +327,13 @@ def person_identity(app: AppContext, *, email: str | None = None,
     users = ([u] if object_id and (u := result.by_id.get(object_id)) else
              list(result.by_address.get(normalise_email(email or ""), ())))
     if len({u.object_id for u in users}) > 1:
-        raise InputError(f"this address belongs to {len(users)} directory accounts; name the "
-                         "person by --object-id so that nobody else's data is included")
+        raise AmbiguousIdentity(len({u.object_id for u in users}))
     blinds = set(given)
     for user in users:
         blinds |= user_blinds(app.vault, user)
     return PersonIdentity(tuple(sorted(blinds)), True, who_is(users, len(blinds)))
 
 
-__all__ = ["PersonIdentity", "Registration", "ResolvedParticipants", "WhoIs", "cached",
+__all__ = ["AmbiguousIdentity", "PersonIdentity", "Registration", "ResolvedParticipants", "WhoIs", "cached",
            "own_blinds", "person_identity", "prune", "registration_for", "remember",
            "resolve_participants", "resolve_registration", "user_blinds", "who_is"]

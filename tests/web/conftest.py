@@ -18,7 +18,10 @@ from fastapi.testclient import TestClient
 from meeting_governance import users
 from meeting_governance.config import load_settings
 from meeting_governance.context import AppContext, initialise
+from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.web import create_app
+
+from .directory_scenario import build_scenario
 
 PASSWORD = "correct-horse-battery-staple"
 ROLES = ("coordinator", "dpo", "admin")
@@ -27,11 +30,19 @@ JOIN_LINK = ("https://teams.microsoft.com/l/meetup-join/19%3ameeting_NjA5YTQ4ZjM
              "mE0ZjY3ZmM5Y2Ex%40thread.v2/0?context=%7b%22Tid%22%3a%2272f988bf-86f1-41af-91ab-2d7cd01"
              "1db47%22%2c%22Oid%22%3a%221e9d3b2a-0000-4c44-9a39-1234567890ab%22%7d")
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+_REVIEW_RE = re.compile(r'name="review_token" value="([^"]+)"')
 
 
 def csrf_from(html: str) -> str:
     match = _CSRF_RE.search(html)
     assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def review_token_from(html: str) -> str:
+    """The token a review page carries to the save (what a browser sends back)."""
+    match = _REVIEW_RE.search(html)
+    assert match, "no review token on the page"
     return match.group(1)
 
 
@@ -96,16 +107,18 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def make_web(tmp_path: Path) -> Iterator[Callable[..., Web]]:
     """Build a web app with configuration overrides (`web={...}`) on SQLite."""
-    opened: list[AppContext] = []
+    opened: list[Web] = []
 
     def build(**overrides: object) -> Web:
         ctx = _open(tmp_path / f"home{len(opened)}", **overrides)
-        opened.append(ctx)
-        return Web(ctx, create_app(ctx))
+        web = Web(ctx, create_app(ctx))
+        opened.append(web)
+        return web
 
     yield build
-    for ctx in opened:
-        ctx.close()
+    for web in opened:
+        web.app.state.graph.close()  # as the app's shutdown does (TestClient runs no lifespan)
+        web.ctx.close()
 
 
 @pytest.fixture
@@ -118,3 +131,38 @@ def web_any(app: AppContext) -> Web:
     """The app on each database engine (the `app` fixture is parametrised over both)."""
     add_accounts(app)
     return Web(app, create_app(app))
+
+
+# -- Microsoft Graph: the emulator's directory and meetings, spoken to over loopback HTTPS -------
+@pytest.fixture(scope="session")
+def graph_emulator_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    state = tmp_path_factory.mktemp("web-graph-emulator")
+    with EmulatorServer(build_scenario(), media_dir=state, state_dir=state) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def graph_emulator(graph_emulator_session: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The emulator with no faults, an empty request log and the scenario's directory."""
+    emulator = graph_emulator_session
+    emulator.faults.reset()
+    emulator.requests.clear()
+    emulator.reset_directory()
+    yield emulator
+    emulator.faults.reset()
+    emulator.reset_directory()
+
+
+def graph_config(emulator: EmulatorServer, **overrides: object) -> dict[str, object]:
+    """The `graph` section of a configuration pointing at `emulator`."""
+    settings = emulator.graph_settings(**overrides)
+    return {"tenant_id": settings.tenant_id, "client_id": settings.client_id,
+            "client_secret": settings.client_secret, "authority_host": settings.authority_host,
+            "base_url": settings.base_url, "ca_bundle": settings.ca_bundle,
+            "organizers": list(settings.organizers)}
+
+
+@pytest.fixture
+def graph_web(make_web: Callable[..., Web], graph_emulator: EmulatorServer) -> Web:
+    """The web app of an installation connected to Microsoft Graph (the emulator)."""
+    return make_web(graph=graph_config(graph_emulator))

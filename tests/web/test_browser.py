@@ -19,6 +19,13 @@ from meeting_governance.web.sessions import COOKIE_NAME
 
 from .browser import chromium, new_tab, serve
 from .conftest import ACCOUNTS, JOIN_LINK, PASSWORD, Web
+from .directory_scenario import (
+    MARGARET_ALIAS,
+    MARGARET_NAME,
+    ORGANISER_NAME,
+    PLANNING_LINK,
+    SUBJECT,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,6 +33,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture
 def served(web: Web) -> Iterator[str]:
     with serve(web.app) as url:
+        yield url
+
+
+@pytest.fixture
+def graph_served(graph_web: Web) -> Iterator[str]:
+    """The app of an installation connected to Microsoft Graph (the emulator)."""
+    with serve(graph_web.app) as url:
         yield url
 
 
@@ -113,8 +127,11 @@ def _some_opt_outs(web: Web) -> None:
                               reason="Grace asked by e-mail on 3 May")
 
 
-def test_coordinator_adds_finds_and_cannot_revoke(page: Any, browser: Any, web: Web,
-                                                  served: str, shots: Path) -> None:
+def test_coordinator_adds_finds_and_cannot_revoke(page: Any, browser: Any, graph_web: Web,
+                                                  graph_served: str, shots: Path) -> None:
+    """The whole journey on a server connected to Microsoft Graph: the review shows whom the
+    address reaches and which meeting the link names before anything is saved."""
+    web, served = graph_web, graph_served
     _some_opt_outs(web)
     errors = _console_errors(page)
     _sign_in(page, served, "coordinator")
@@ -124,7 +141,7 @@ def test_coordinator_adds_finds_and_cannot_revoke(page: Any, browser: Any, web: 
     page.get_by_label("One meeting").check()
     meeting = page.get_by_label("Teams join link or meeting id")
     meeting.focus()
-    page.keyboard.insert_text(JOIN_LINK)  # what a paste does
+    page.keyboard.insert_text(PLANNING_LINK)  # what a paste does
     page.get_by_label("Note (optional)").fill("Asked by phone on 2 May.")
     _shoot(page, shots, "add")
     page.get_by_role("button", name="Continue").click()
@@ -132,8 +149,15 @@ def test_coordinator_adds_finds_and_cannot_revoke(page: Any, browser: Any, web: 
     main = page.locator("main").inner_text()
     assert "What saving it does" in main and "It cannot stop Teams from recording" in main
     assert "What you still need to do" in main and "Tell the meeting's organiser" in main
-    assert "could not be checked" in main
-    assert "19:meeting_NjA5YTQ4ZjMtY2VhMy00ZDU0LWE0NjEtNmE0ZjY3ZmM5Y2Ex@thread.v2" in main
+    # Whom the address reaches, and the meeting, as Microsoft Graph says (shown, not stored).
+    person = page.get_by_role("region", name="Whom it reaches").inner_text()
+    assert MARGARET_NAME in person and "Member of this organisation" in person
+    assert "Every identifier the directory knows for them (4:" in person
+    meeting = page.get_by_role("region", name="The meeting").inner_text()
+    assert SUBJECT in meeting and "2031-03-14 10:00 UTC" in meeting
+    assert ORGANISER_NAME in meeting and "Yours" in meeting
+    assert "could not be checked" not in main
+    assert "19:meeting_T3NwcmV5UGxhbm5pbmc@thread.v2" in main
     _shoot(page, shots, "review")
     page.get_by_role("button", name="Save the opt-out").click()
     page.wait_for_url("**/optouts/*?added=1")
@@ -162,6 +186,22 @@ def test_coordinator_adds_finds_and_cannot_revoke(page: Any, browser: Any, web: 
     assert errors == []  # no CSP violations, no missing files
     page.goto(optout_url + "/revoke")
     assert "Your role does not allow" in page.locator("main").inner_text()
+
+
+def test_a_directory_that_cannot_be_read_still_lets_it_be_saved(
+        page: Any, graph_served: str, graph_emulator: Any) -> None:
+    graph_emulator.faults.set(unavailable_count=1000)
+    _sign_in(page, graph_served, "coordinator", start="/optouts/new")
+    page.get_by_label("E-mail address").fill(MARGARET_ALIAS)
+    _submit(page, "Continue")
+    person = page.get_by_role("region", name="Whom it reaches").inner_text()
+    assert "Microsoft Graph is busy" in person
+    assert "could not be checked — the opt-out matches this address until the directory " \
+           "answers" in person
+    assert MARGARET_NAME not in page.locator("main").inner_text()
+    page.get_by_role("button", name="Save the opt-out").click()
+    page.wait_for_url("**/optouts/*?added=1")
+    assert "The opt-out was saved" in page.locator("main").inner_text()
 
 
 def test_dpo_revokes_with_the_persons_confirmation(page: Any, web: Web, served: str) -> None:

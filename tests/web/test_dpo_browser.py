@@ -83,6 +83,13 @@ def test_find_export_and_erase(dpo_page: Any, dpo_served: str, web: Web,
     page.get_by_role("button", name="Find").click()
     page.wait_for_load_state()
     assert page.url == f"{served}/dpo/person"  # the address went in the body, not the URL
+    # No directory on this server: nothing is shown until the DPO chooses the address alone.
+    notice = page.get_by_role("alert").inner_text()
+    assert "The directory could not be read" in notice and "Nothing was done" in notice
+    assert page.locator("dl.details").count() == 0
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search by this address only").click()
+    assert "Searched offline by the identifier given only" in page.locator("main").inner_text()
     held_list = page.locator("dl.details").inner_text()
     assert "Transcripts of meetings attended\n3" in held_list
     assert "Under legal hold\n1" in held_list

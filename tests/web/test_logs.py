@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from .conftest import JOIN_LINK, PASSWORD, Web, csrf_from
+from .conftest import JOIN_LINK, PASSWORD, Web, csrf_from, review_token_from
 
 SECRETS = ["Hedy Lamarr", "hedy.lamarr@example.org", "Lamarr", "a private note",
            "wrong-password-for-hedy", PASSWORD, "1e9d3b2a-0000-4c44-9a39-1234567890ab"]
@@ -24,6 +24,8 @@ def test_no_personal_data_in_logs(web: Web, caplog: pytest.LogCaptureFixture) ->
             "email": "hedy.lamarr@example.org", "object_id": "1e9d3b2a-0000-4c44-9a39-1234567890ab",
             "scope": "meeting", "meeting": JOIN_LINK, "note": "a private note",
             "covers_recording": "true", "covers_transcription": "true"}
+    review = client.post("/optouts", data={**form, "step": "review"})
+    form["review_token"] = review_token_from(review.text)
     optout_id = client.post("/optouts", data=form).headers["location"].split("/")[2].split("?")[0]
     client.post("/optouts/search", data={"csrf_token": token, "q": "hedy.lamarr@example.org"})
     client.post("/api/optouts/search", json={"search": "Hedy Lamarr"},

@@ -83,6 +83,16 @@ def _cases(web: Web, base: str) -> dict[tuple[str, str, str], Callable[[], reque
         ("post", "/api/optouts", "422"): lambda: coordinator.post(
             f"{url}/optouts", json={"object_id": "nope", "covers_recording": False,
                                     "covers_transcription": False}),
+        ("post", "/api/optouts/review", "200"): lambda: coordinator.post(
+            f"{url}/optouts/review", json={"email": "new.person@example.org",
+                                           "meeting": JOIN_LINK}),
+        ("post", "/api/optouts/review", "401"): lambda: anonymous.post(
+            f"{url}/optouts/review", json={"email": "a@example.org"}),
+        ("post", "/api/optouts/review", "403"): lambda: no_csrf.post(
+            f"{url}/optouts/review", json={"email": "a@example.org"}),
+        ("post", "/api/optouts/review", "413"): too_large("/optouts/review"),
+        ("post", "/api/optouts/review", "422"): lambda: coordinator.post(
+            f"{url}/optouts/review", json={"email": "not an address"}),
         ("post", "/api/optouts/search", "200"): lambda: coordinator.post(
             f"{url}/optouts/search", json={"search": "schema.person@example.org"}),
         ("post", "/api/optouts/search", "401"): lambda: anonymous.post(
@@ -190,6 +200,14 @@ def test_a_generated_client_works_against_the_live_app(web: Web, live: str,
         created = add.sync(client=client, body=models.OptOutIn(
             email="Generated.Client@Example.org", name="Generated"))
         assert isinstance(created, models.OptOutOut) and created.email == "generated.client@example.org"
+        # The review step, then a save of exactly what was reviewed.
+        checked = importlib.import_module("mg_api_client.api.opt_outs.review_optout").sync(
+            client=client, body=models.OptOutIn(email="reviewed@example.org"))
+        assert isinstance(checked, models.ReviewOut) and checked.person.checked is False
+        assert [w.code for w in checked.warnings] == ["person_not_checked"]
+        saved = add.sync(client=client, body=models.OptOutIn(
+            email="reviewed@example.org", review_token=checked.review_token))
+        assert isinstance(saved, models.OptOutOut) and saved.email == "reviewed@example.org"
         # A validation error is parsed into the declared shape (it used to crash the client).
         refused = add.sync_detailed(client=client, body=models.OptOutIn(
             object_id="not-a-guid", covers_recording=False, covers_transcription=False))

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from meeting_governance import optouts
 
-from .conftest import JOIN_LINK, Web, csrf_from
+from .conftest import JOIN_LINK, Web, csrf_from, review_token_from
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -25,7 +25,8 @@ def add_via_form(client: TestClient, **fields: str) -> str:
     review = client.post("/optouts", data={**form, "step": "review"})
     assert review.status_code == 200, review.text
     assert "What saving it does" in review.text
-    saved = client.post("/optouts", data={**form, "step": "confirm"})
+    saved = client.post("/optouts", data={**form, "step": "confirm",
+                                          "review_token": review_token_from(review.text)})
     assert saved.status_code == 303, saved.text
     match = re.fullmatch(r"/optouts/([0-9a-f]+)\?added=1", saved.headers["location"])
     assert match

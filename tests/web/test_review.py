@@ -16,9 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from meeting_governance import optouts
-from meeting_governance.errors import GraphError
 from meeting_governance.models import Recording
-from meeting_governance.web import review
 
 from .conftest import JOIN_LINK, Web, csrf_from
 
@@ -203,37 +201,3 @@ def test_too_large_a_request_gets_the_sites_own_page(make_web: Callable[..., Web
     api = client.post("/api/optouts", content=b"{" + b" " * 200_000 + b"}",
                       headers={"X-CSRF-Token": token, "content-type": "application/json"})
     assert api.status_code == 413 and api.json()["detail"].startswith("Too large")
-
-
-class _Resolver:
-    """The review page's side of the Graph seam (the resolver itself comes with #13's
-    directory work): what it shows for a resolved meeting and for Graph being unreachable."""
-
-    def __init__(self, answer: review.ResolvedMeeting | None, fail: bool = False) -> None:
-        self.answer, self.fail = answer, fail
-        self.asked: list[tuple[str, str | None, str | None]] = []
-
-    def resolve(self, reference: str, *, tenant_id: str | None,
-                organizer_id: str | None) -> review.ResolvedMeeting | None:
-        self.asked.append((reference, tenant_id, organizer_id))
-        if self.fail:
-            raise GraphError("unreachable", retryable=True)
-        return self.answer
-
-
-def test_the_graph_seam(web: Web) -> None:
-    found = _Resolver(review.ResolvedMeeting(subject="Quarterly review", organiser="Org Aniser",
-                                             start=datetime(2026, 6, 1, 14, tzinfo=UTC)))
-    web.app.state.meeting_resolver = found
-    client = web.as_role("coordinator")
-    text = text_of(review_page(client, email="ann@example.org", scope="meeting",
-                               meeting=JOIN_LINK).text)
-    assert "Subject Quarterly review" in text and "Starts 2026-06-01 14:00 UTC" in text
-    assert found.asked == [(JOIN_LINK, LINK_TENANT, LINK_ORGANISER)]
-    web.app.state.meeting_resolver = _Resolver(None, fail=True)
-    text = text_of(review_page(client, email="ann@example.org", scope="meeting",
-                               meeting=JOIN_LINK).text)
-    assert "Microsoft Graph could not be reached" in text and "could not be checked" in text
-    # Nothing the resolver said was stored.
-    with web.ctx.session() as db:
-        assert optouts.list_optouts(web.ctx, db) == []

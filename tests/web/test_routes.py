@@ -45,6 +45,7 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/openapi.json"): ALL,
     ("GET", "/api/optouts"): ALL,
     ("POST", "/api/optouts"): ALL,
+    ("POST", "/api/optouts/review"): ALL,
     ("POST", "/api/optouts/search"): ALL,
     ("GET", "/api/optouts/{optout_id}"): ALL,
     ("POST", "/api/optouts/{optout_id}/revoke"): DPO_UP,
@@ -147,12 +148,12 @@ def call(web: Web, client: TestClient, method: str, path: str, *, csrf: bool = T
     elif path == "/admin/users":
         form = {"name": f"new{next(_counter)}", "role": "dpo", "password": PASSWORD,
                 "password_again": PASSWORD}
-    elif path == "/api/optouts":
+    elif path in ("/api/optouts", "/api/optouts/review"):
         json_body = {"email": f"a{next(_counter)}@example.org", "meeting": JOIN_LINK}
     elif path == "/api/optouts/{optout_id}/revoke":
         json_body = {"reason": "withdrawn"}
-    elif path.startswith("/dpo/person"):
-        form = {"who": f"d{next(_counter)}@example.org"}
+    elif path.startswith("/dpo/person"):  # no directory here: the identity given only
+        form = {"who": f"d{next(_counter)}@example.org", "only_given": "true"}
     elif path == "/dpo/requests":
         form = {"kind": "access", "who": f"r{next(_counter)}@example.org"}
     elif path == "/dpo/holds":

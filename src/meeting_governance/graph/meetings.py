@@ -96,4 +96,17 @@ def find_meeting(client: GraphClient, link: str, organizers: Sequence[str]) -> M
     return None
 
 
-__all__ = ["MeetingMatch", "find_meeting"]
+def get_meeting(client: GraphClient, organizer_id: str, meeting_id: str) -> MeetingMatch | None:
+    """The meeting a Graph online-meeting id names (its organiser is known: a Graph id encodes
+    it), or None when that organiser has no such meeting; GraphError when Graph cannot be asked."""
+    try:
+        body = client.get_json(client.url("users", organizer_id, "onlineMeetings", meeting_id),
+                               kind="meeting_lookup")
+    except GraphError as exc:
+        if exc.status in (403, 404):
+            return None
+        raise
+    return _match(body, organizer_id)
+
+
+__all__ = ["MeetingMatch", "find_meeting", "get_meeting"]

@@ -1,4 +1,5 @@
-"""The JSON API under `/api/`: the same operations as the pages, for scripts.
+"""The JSON API under `/api/`: the same operations as the pages, for scripts (the review step
+before saving, `POST /api/optouts/review`, is `api_review.py`).
 
 Authentication is the same session cookie as the pages (sign in at /login); every POST also
 needs the `X-CSRF-Token` header (from `GET /api/session`), which a cross-site form cannot send.
@@ -17,7 +18,9 @@ from starlette.responses import JSONResponse, Response
 
 from meeting_governance import optouts
 from meeting_governance.errors import InputError
+from meeting_governance.web import lookups, review_step
 from meeting_governance.web.auth import Principal, allow, ctx_of
+from meeting_governance.web.reviewed import MAX_TOKEN_CHARS, REVIEW_MAX_AGE_S
 from meeting_governance.web.security import CSRF_HEADER, csrf_token
 from meeting_governance.web.sessions import COOKIE_NAME
 
@@ -42,6 +45,10 @@ class OptOutIn(BaseModel):
     covers_recording: bool = True
     covers_transcription: bool = True
     note: str | None = Field(None, max_length=2000)
+    review_token: str | None = Field(None, max_length=MAX_TOKEN_CHARS, description=(
+        "From POST /api/optouts/review with the same body: saves exactly what was reviewed "
+        "(the directory's answer for the person included). Without it, the directory is "
+        "asked now, as `optout add --yes` does."))
 
 
 class OptOutOut(BaseModel):
@@ -180,16 +187,32 @@ def search_optouts(request: Request, body: SearchIn,
 @router.post("/optouts", response_model=OptOutOut, status_code=201, responses=WRITE)
 def add_optout(request: Request, body: OptOutIn,
         who: Principal = Depends(allow("optouts.write", csrf=True))) -> Response | OptOutOut:
-    req = optouts.OptOutRequest(**body.model_dump())
+    """Save an opt-out. It matches every identifier the directory knows for the person: the
+    answer reviewed (`review_token`), else the directory's answer now (within
+    `web.graph_timeout_s`; when it cannot be asked, the identifier given until it answers)."""
+    req = optouts.OptOutRequest(**body.model_dump(exclude={"review_token"}))
     problems = optouts.validate(req)
     if problems:
-        return JSONResponse(ValidationProblem(detail=[
-            FieldProblem(field=p.field, message=p.message) for p in problems]).model_dump(),
-            status_code=422)
+        return _invalid([FieldProblem(field=p.field, message=p.message) for p in problems])
     ctx = ctx_of(request)
+    if body.review_token:
+        checked = review_step.reviewed(request, req, body.review_token)
+        if checked is None:
+            return _invalid([FieldProblem(field="review_token", message=(
+                f"not a review of this opt-out in this session from the last "
+                f"{REVIEW_MAX_AGE_S // 60} minutes; POST /api/optouts/review again"))])
+        registration = checked.registration
+    else:
+        email, object_id = optouts.cleaned_identity(req)
+        registration = lookups.person_check(lookups.start_person_check(
+            ctx, request.app.state.graph, email=email, object_id=object_id)).registration
     with ctx.session() as db:
-        view = optouts.add_optout(ctx, db, req, actor=who.actor)
+        view = optouts.add_optout(ctx, db, req, actor=who.actor, registration=registration)
     return OptOutOut.of(view)
+
+
+def _invalid(problems: list[FieldProblem]) -> Response:
+    return JSONResponse(ValidationProblem(detail=problems).model_dump(), status_code=422)
 
 
 @router.get("/optouts/{optout_id}", response_model=OptOutOut,

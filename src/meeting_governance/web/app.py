@@ -7,6 +7,8 @@ pages and `/static` needs a signed-in user; every POST needs the session's CSRF 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +21,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError, NotFoundError
-from meeting_governance.web import admin, api, auth, dpo, entra, pages
+from meeting_governance.web import admin, api, api_review, auth, dpo, dpo_person, entra, pages
+from meeting_governance.web.lookups import GraphMeetingResolver, PageGraph
+from meeting_governance.web.reviewed import ReviewSeal
 from meeting_governance.web.security import (
     BodyLimitMiddleware,
     CsrfError,
@@ -109,11 +113,19 @@ def _error_page(templates: Any) -> Any:
     return page
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At shutdown the pages' Graph client closes; look-ups still waiting are dropped."""
+    yield
+    app.state.graph.close()
+
+
 def create_app(app_ctx: AppContext) -> FastAPI:
     """The web app over one AppContext (its database, keys and clock)."""
     settings = app_ctx.settings
     web = settings.web
     app = FastAPI(title="Meeting Governance", version="1", docs_url=None, redoc_url=None,
+                  lifespan=_lifespan,
                   redirect_slashes=False,  # one URL per page: `/optouts/` is a 404, not a hop
                   openapi_url=None,  # served by api.py, behind sign-in
                   description=api.DESCRIPTION)
@@ -124,16 +136,20 @@ def create_app(app_ctx: AppContext) -> FastAPI:
     app.state.throttle = LoginThrottle(app_ctx, max_attempts=web.login_max_attempts,
                                        window_s=web.login_window_seconds)
     app.state.entra = entra.EntraSignIn(settings) if web.entra_enabled else None
-    # The review page's Graph look-up of a join link (subject, start, organiser): not shipped
-    # yet; review.check_meeting says "could not be checked" while this is None.
-    app.state.meeting_resolver = None
+    # One Graph client per process for the pages (whom an address reaches, which meeting a
+    # link names, a data subject's identifiers), each answer within web.graph_timeout_s.
+    app.state.graph = PageGraph(settings)
+    app.state.meeting_resolver = GraphMeetingResolver(app.state.graph)
+    app.state.review_seal = ReviewSeal(app_ctx.keys.session_secret())
 
     app.include_router(auth.router)
     app.include_router(entra.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.include_router(dpo.router)
+    app.include_router(dpo_person.router)
     app.include_router(api.router)
+    app.include_router(api_review.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,5 +1,6 @@
-"""The data protection officer's pages: the desk, a person (what is held, export, erasure,
-withdrawal of consent), the request log, legal holds and the anonymised statistics.
+"""The data protection officer's pages: the desk, the request log, legal holds and the
+anonymised statistics (a person — what is held, export, erasure, withdrawal — is
+`dpo_person.py`). A person hold covers every identifier the directory knows for them.
 
 Routes are thin over `dsr`, `holds`, `stats`, `audit` and `receipts`; every decryption happens
 (and is audited, with the request reference) in those modules. A person's address or object id
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,9 +23,12 @@ from starlette.responses import RedirectResponse, Response
 
 from meeting_governance import audit, dsr, holds, receipts, stats
 from meeting_governance.context import AppContext
-from meeting_governance.errors import InputError
-from meeting_governance.models import Hold, PurgeReceipt
+from meeting_governance.errors import GraphError, InputError
+from meeting_governance.models import PurgeReceipt
+from meeting_governance.people import AmbiguousIdentity, PersonIdentity
+from meeting_governance.web import lookups
 from meeting_governance.web.auth import Principal, allow, ctx_of
+from meeting_governance.web.review import graph_trouble
 from meeting_governance.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -104,184 +107,6 @@ def desk(request: Request, who: Principal = _desk()) -> Response:
         "receipts": receipt_rows})
 
 
-# -- a person -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MeetingRow:
-    transcript_id: str
-    meeting_id: str
-    meeting_start: datetime | None
-    duration_s: float
-    retention_policy: str
-    retain_until: datetime | None
-    held: bool
-
-
-@dataclass(frozen=True)
-class OptOutRow:
-    """An opt-out's metadata (its sealed name and address are not opened here)."""
-
-    id: str
-    scope: str
-    valid_from: datetime | None
-    valid_until: datetime | None
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True)
-class PersonView:
-    """What is held about a person, from metadata only: nothing is decrypted for this page."""
-
-    summary: dsr.PersonSummary
-    meetings: tuple[MeetingRow, ...]
-    untranscribed: tuple[dict[str, Any], ...]
-    optouts: tuple[OptOutRow, ...]
-    covering_holds: tuple[holds.HoldInfo, ...]
-
-
-def person_view(ctx: AppContext, ident: dict[str, str]) -> PersonView:
-    summary = dsr.find_person(ctx, **ident)
-    blind = summary.subject_blind
-    # dsr's own finders, so the rows below are exactly those that export and erasure act on.
-    with ctx.session() as session:
-        rows = dsr._live_transcripts(session, [blind])
-        ids = {r.id for r in rows}
-        held = dsr._held_ids(session, sorted(ids))
-        covering = []
-        for hold in session.exec(select(Hold).where(col(Hold.released_at).is_(None))
-                                 .order_by(col(Hold.set_at))).all():
-            covered = set(holds.covered_by(session, hold))
-            if hold.person_blind == blind or covered & ids:
-                covering.append(holds._info(hold, len(covered & ids)))
-        return PersonView(
-            summary=summary,
-            meetings=tuple(MeetingRow(r.id, r.meeting_id, r.meeting_start, r.duration_s,
-                                      r.retention_policy, r.retain_until, r.id in held)
-                           for r in rows),
-            untranscribed=tuple(dsr._recordings_without_transcript(session, blind)),
-            optouts=tuple(OptOutRow(o.id, o.scope, o.valid_from, o.valid_until, o.created_at,
-                                    o.revoked_at) for o in dsr._optouts_of(session, [blind])),
-            covering_holds=tuple(covering))
-
-
-def _person_page(request: Request, who_text: str, *, ident: dict[str, str] | None = None,
-                 errors: dict[str, str] | None = None, reference: str = "",
-                 withdrawn: dsr.WithdrawalReport | None = None, status: int = 200) -> Response:
-    """The search form, and what is held about the person when `ident` names them."""
-    view = person_view(ctx_of(request), ident) if ident else None
-    return render(request, "dpo_person.html", {
-        "title": "Find a person", "who": who_text.strip(), "view": view,
-        "errors": errors or {}, "reference": reference.strip(), "withdrawn": withdrawn},
-        status_code=status)
-
-
-@router.get("/dpo/person")
-def person_form(request: Request, who: Principal = _desk()) -> Response:
-    return _person_page(request, "")
-
-
-@router.post("/dpo/person")
-def person_find(request: Request, principal: Principal = _desk(csrf=True),
-                who: str = Form("", max_length=4000)) -> Response:
-    """A POST, not a GET with a query: the address stays out of URLs, history and logs."""
-    try:
-        ident = identity(who)
-    except InputError as exc:
-        return _person_page(request, who, errors={"who": str(exc)}, status=422)
-    return _person_page(request, who, ident=ident)
-
-
-def _action_error(request: Request, who_text: str, reference: str, exc: InputError) -> Response:
-    """An action refused (a bad identity, or a reference logged for another person or kind)."""
-    try:
-        ident = identity(who_text)
-    except InputError as bad:
-        return _person_page(request, who_text, errors={"who": str(bad)}, status=422)
-    return _person_page(request, who_text, ident=ident, errors={"reference": str(exc)},
-                        reference=reference, status=422)
-
-
-@router.post("/dpo/person/export")
-def person_export(request: Request, principal: Principal = _desk(csrf=True),
-                  who: str = Form("", max_length=4000),
-                  reference: str = Form("", max_length=100)) -> Response:
-    """The access bundle as a download. It is built in a private temporary directory and read
-    back into memory, so the decrypted zip does not outlive the request on disk."""
-    ctx = ctx_of(request)
-    try:
-        ident = identity(who)
-        with tempfile.TemporaryDirectory(prefix=".dsr-export-", dir=ctx.settings.home) as tmp:
-            report = dsr.export_person(ctx, **ident, out=Path(tmp) / "bundle.zip",
-                                       reference=_reference(reference), actor=principal.actor)
-            data = report.path.read_bytes()
-    except InputError as exc:
-        return _action_error(request, who, reference, exc)
-    log.info("DSR export downloaded from the DPO desk",
-             extra={"reference": report.reference, "transcripts": len(report.transcript_ids),
-                    "bytes": report.size})
-    return Response(data, media_type="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="{report.reference}.zip"',
-        "X-DSR-Reference": report.reference})
-
-
-def erasure_digest(ctx: AppContext, ident: dict[str, str]) -> str:
-    """A short fingerprint of what an erasure would destroy now (ids only, nothing opened):
-    the confirmation carries it, so a transcript stored or held meanwhile is not erased
-    without being shown first."""
-    blind = dsr.subject_blind(ctx, dsr.subject(**ident))
-    with ctx.session() as session:
-        rows = dsr._live_transcripts(session, [blind])
-        held = dsr._held_ids(session, [r.id for r in rows])
-    doomed = sorted(r.id for r in rows if r.id not in held)
-    return hashlib.sha256(",".join(doomed).encode()).hexdigest()[:32]
-
-
-@router.post("/dpo/person/erase")
-def person_erase(request: Request, principal: Principal = _desk(csrf=True),
-                 who: str = Form("", max_length=4000), reference: str = Form("", max_length=100),
-                 step: str = Form("review"), expected: str = Form("", max_length=64)) -> Response:
-    """Two steps: `review` is the data layer's dry run (the count that will go, and the held
-    transcripts with their hold reasons); `confirm` erases exactly what was reviewed, or shows
-    the review again if that changed in between."""
-    ctx = ctx_of(request)
-    changed = False
-    try:
-        ident = identity(who)
-        confirm = step == "confirm"
-        if confirm and expected != erasure_digest(ctx, ident):
-            confirm, changed = False, True
-        report = dsr.erase_person(ctx, **ident, reference=_reference(reference),
-                                  actor=principal.actor, dry_run=not confirm)
-    except InputError as exc:
-        return _action_error(request, who, reference, exc)
-    if confirm:
-        log.info("DSR erasure from the DPO desk",
-                 extra={"reference": report.reference, "erased": len(report.erased),
-                        "held": len(report.held)})
-    return render(request, "dpo_erase.html", {
-        "title": "Erasure done" if confirm else "Erase everything held about this person?",
-        "who": who.strip(), "reference": reference.strip(), "report": report,
-        "changed": changed, "expected": "" if confirm else erasure_digest(ctx, ident)},
-        status_code=409 if changed else 200)
-
-
-@router.post("/dpo/person/withdraw")
-def person_withdraw(request: Request, principal: Principal = _desk(csrf=True),
-                    who: str = Form("", max_length=4000),
-                    reference: str = Form("", max_length=100)) -> Response:
-    """Withdrawal of consent: an opt-out from every meeting, recording and transcription."""
-    ctx = ctx_of(request)
-    try:
-        ident = identity(who)
-        report = dsr.withdraw_consent(ctx, **ident, reference=_reference(reference),
-                                      actor=principal.actor)
-    except InputError as exc:
-        return _action_error(request, who, reference, exc)
-    log.info("consent withdrawn from the DPO desk",
-             extra={"reference": report.reference, "optout_id": report.optout_id})
-    return _person_page(request, who, ident=ident, withdrawn=report)
-
-
 # -- the request log ------------------------------------------------------------------------------
 def _requests_page(request: Request, *, done: str = "", errors: dict[str, str] | None = None,
                    form: dict[str, str] | None = None, status: int = 200) -> Response:
@@ -357,14 +182,15 @@ def requests_close(request: Request, reference: str, principal: Principal = _des
 
 # -- legal holds ---------------------------------------------------------------------------------
 def _holds_page(request: Request, *, done: str = "", errors: dict[str, str] | None = None,
-                form: dict[str, str] | None = None, status: int = 200) -> Response:
+                form: dict[str, str] | None = None, status: int = 200,
+                offer_only_given: bool = False) -> Response:
     ctx = ctx_of(request)
     rows = holds.list_holds(ctx, include_released=True)  # reasons stay sealed on this page
     return render(request, "dpo_holds.html", {
         "title": "Legal holds", "rows": rows, "done": done, "errors": errors or {},
         "form_errors": {k: v for k, v in (errors or {}).items() if not k.startswith("release")},
         "form": form or {"kind": "transcript", "target": "", "reason": ""},
-        "kinds": HOLD_KINDS}, status_code=status)
+        "kinds": HOLD_KINDS, "offer_only_given": offer_only_given}, status_code=status)
 
 
 @router.get("/dpo/holds")
@@ -376,10 +202,14 @@ def holds_page(request: Request, done: str = "", who: Principal = _desk()) -> Re
 @router.post("/dpo/holds")
 def holds_set(request: Request, principal: Principal = _desk(csrf=True),
               kind: str = Form(""), target: str = Form("", max_length=4000),
-              reason: str = Form("", max_length=4000)) -> Response:
+              reason: str = Form("", max_length=4000),
+              only_given: bool = Form(False)) -> Response:
+    """A person hold covers every identifier the directory knows for the person (as `hold set
+    --email`); when the directory cannot be read, only if the DPO chooses the identity given."""
     ctx = ctx_of(request)
     form = {"kind": kind, "target": target, "reason": reason}
     errors: dict[str, str] = {}
+    offer_only_given = False
     if kind not in HOLD_KINDS:
         errors["kind"] = "Choose what to hold."
     if not target.strip():
@@ -387,17 +217,30 @@ def holds_set(request: Request, principal: Principal = _desk(csrf=True),
     if not reason.strip() or len(reason) > 2000:
         errors["reason"] = "Give the reason (at most 2000 characters); it is kept sealed."
     if not errors:
-        args: dict[str, str] = {}
         try:
+            person: PersonIdentity | None = None
             if kind == "person":
                 args = identity(target)
+                person = lookups.person_lookup(ctx, request.app.state.graph,
+                                               email=args.get("email"),
+                                               object_id=args.get("object_id"),
+                                               only_given=only_given)
             else:
                 args = {"transcript_id" if kind == "transcript" else "meeting_id": target.strip()}
-            holds.set_hold(ctx, reason=reason.strip(), actor=principal.actor, **args)
+            holds.set_hold(ctx, person, reason=reason.strip(), actor=principal.actor, **args)
+        except AmbiguousIdentity as exc:
+            errors["target"] = (f"This address belongs to {exc.accounts} accounts in the "
+                                "directory. Enter the person's Entra object id instead.")
         except InputError as exc:
             errors["target"] = str(exc)
+        except GraphError as exc:
+            offer_only_given = True
+            errors["target"] = (f"{graph_trouble(exc)}, so the person's other addresses could "
+                                "not be found. Try again later, or tick \"Hold by this identity "
+                                "only\" (their other addresses are then not covered).")
     if errors:
-        return _holds_page(request, errors=errors, form=form, status=422)
+        return _holds_page(request, errors=errors, form=form, status=422,
+                           offer_only_given=offer_only_given)
     return RedirectResponse("/dpo/holds?done=set", status_code=303)
 
 

@@ -125,11 +125,12 @@ class ReviewText:
     you_must: list[str]    # what the coordinator still has to do
 
 
-def review_text(form: OptOutForm) -> ReviewText:
+def review_text(form: OptOutForm, reaches: int = 0) -> ReviewText:
     """Sentences a coordinator can check before saving: who, which meetings, what the service
     does (it refuses to fetch and transcribe recordings), what it cannot do (stop Teams from
-    recording), and what is left to the coordinator."""
-    who = form.name.strip() or "This person"
+    recording), and what is left to the coordinator. `reaches`: how many identifiers the
+    directory found for the person (0: it was not asked, or knows nobody)."""
+    who = form.name.strip() or "this person"
     ids = [f"e-mail address {normalise_email(form.email)}" if form.email.strip() else "",
            f"Entra object id {normalise_object_id(form.object_id)}" if form.object_id.strip()
            else ""]
@@ -143,8 +144,11 @@ def review_text(form: OptOutForm) -> ReviewText:
                  f"{last.isoformat() if last else form.valid_until} (both days included)")
     else:
         where = "every meeting, until a data protection officer revokes the opt-out"
+    known = " and by ".join(i for i in ids if i)
+    if reaches > len([i for i in ids if i]):
+        known += f" — and by every other identifier the directory knows ({reaches} in all)"
     does = [f"Records that {who} does not want to be {wish or 'recorded'} "
-            f"(recognised by {' and by '.join(i for i in ids if i)}, never by name).",
+            f"(recognised by {known}, never by name).",
             f"Meeting Governance will refuse to download and to transcribe the Teams recording "
             f"of {where} whenever this person is among the participants.",
             "It applies from the moment you save it, also to recordings that are waiting to "

@@ -15,9 +15,10 @@ from starlette.responses import RedirectResponse, Response
 
 from meeting_governance import optouts
 from meeting_governance.errors import InputError
-from meeting_governance.web import review
+from meeting_governance.web import review, review_step
 from meeting_governance.web.auth import Principal, allow, ctx_of
 from meeting_governance.web.forms import OptOutForm, review_text, to_request
+from meeting_governance.web.reviewed import REVIEW_MAX_AGE_S
 from meeting_governance.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,10 @@ def add(request: Request,
         scope: str = Form("all"), meeting: str = Form(""),
         valid_from: str = Form(""), valid_until: str = Form(""),
         covers_recording: bool = Form(False), covers_transcription: bool = Form(False),
-        note: str = Form("")) -> Response:
-    """Two steps without JavaScript: `review` shows what will be blocked, `confirm` saves;
-    `edit` goes back to the form with the values kept."""
+        note: str = Form(""), review_token: str = Form("")) -> Response:
+    """Two steps without JavaScript: `review` shows what will be blocked and whom and which
+    meeting it names, `confirm` saves exactly what was reviewed (the review's token says so;
+    without a valid one the review is shown again); `edit` goes back with the values kept."""
     form = OptOutForm(name=name, email=email, object_id=object_id, scope=scope, meeting=meeting,
                       valid_from=valid_from, valid_until=valid_until,
                       covers_recording=covers_recording,
@@ -100,29 +102,37 @@ def add(request: Request,
         return _form_page(request, form.with_errors(errors), status=422)
     if step != "confirm":
         return _review_page(request, form, req)
+    checked = review_step.reviewed(request, req, review_token)
+    if checked is None:  # expired, another session's, or the details changed: check again
+        return _review_page(request, form, req, again=bool(review_token))
     ctx = ctx_of(request)
     try:
         with ctx.session() as db:
-            view = optouts.add_optout(ctx, db, req, actor=who.actor)
+            view = optouts.add_optout(ctx, db, req, actor=who.actor,
+                                      registration=checked.registration)
     except InputError as exc:
         return _form_page(request, form.with_errors({"email": str(exc)}), status=422)
-    log.info("opt-out added from the web form", extra={"optout_id": view.id})
+    log.info("opt-out added from the web form",
+             extra={"optout_id": view.id, "resolution": checked.registration.status
+                    if checked.registration else "not_checked"})
     return RedirectResponse(f"/optouts/{view.id}?added=1", status_code=303)
 
 
-def _review_page(request: Request, form: OptOutForm, req: optouts.OptOutRequest) -> Response:
-    """What will happen, what will not, what is left to do; the meeting as far as it can be
-    checked; opt-outs of the same person that already cover it; dates in the past."""
+def _review_page(request: Request, form: OptOutForm, req: optouts.OptOutRequest, *,
+                 again: bool = False) -> Response:
+    """What will happen, what will not, what is left to do; whom the identity reaches and the
+    meeting, as far as they can be checked; opt-outs of the same person that already cover
+    it; dates in the past. `again`: a save was refused because its review no longer held."""
     ctx = ctx_of(request)
-    facts = None
-    if req.meeting:
-        facts = review.check_meeting(ctx, req.meeting,
-                                     resolver=request.app.state.meeting_resolver)
-    past_range = bool(req.valid_until and req.valid_until < ctx.clock.now())
+    facts = review_step.gather(request, req)
+    found = facts.person.registration
+    reaches = found.who.identifiers if found and found.status != "not_found" else 0
     return render(request, "optout_review.html", {
-        "title": "Check the opt-out", "form": form, "text": review_text(form), "facts": facts,
-        "overlaps": review.overlaps(ctx, req), "past_range": past_range,
-        "our_tenant": ctx.settings.graph.tenant_id})
+        "title": "Check the opt-out", "form": form, "text": review_text(form, reaches),
+        "facts": facts.meeting, "person": facts.person, "overlaps": list(facts.overlaps),
+        "past_range": facts.past_range, "review_token": facts.token, "again": again,
+        "max_age_minutes": REVIEW_MAX_AGE_S // 60,
+        "our_tenant": ctx.settings.graph.tenant_id}, status_code=409 if again else 200)
 
 
 @router.get("/optouts/import")

@@ -94,6 +94,7 @@ class Faults:
     missing_attendance: set[str] = field(default_factory=set)  # meeting ids; "*" for all
     not_found_recordings: set[str] = field(default_factory=set)
     duplicate_across_pages: bool = False  # repeat the last item of a page on the next one
+    delay_s: float = 0.0  # a slow Graph: every Graph request (a $batch once) answers this late
     match: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -106,6 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._method, self._split, self._logged = method, split, False
         try:
             if split.path.startswith(GRAPH_PREFIX):
+                delay = self.server.emulator.faults.delay_s
+                if delay > 0:
+                    time.sleep(delay)
                 if method == "POST" and split.path == BATCH_PATH:
                     self._batch()
                 elif method != "GET":
