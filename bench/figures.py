@@ -8,7 +8,8 @@ Every number the documentation quotes about speed, accuracy or memory comes from
   the repository's `README.md`.
 
 Placeholders: `{{ section.figure }}` (value and unit), `{{ section.figure:FORMAT }}` (FORMAT one
-of `FIGURE_FORMATS`), `{{ section:FORMAT }}` (`provenance` or `stale`) and `{{ table }}`.
+of `FIGURE_FORMATS`), `{{ section:FORMAT }}` (`provenance` or `stale`) and `{{ table }}`;
+`\\{{` is a literal `{{`.
 A figure measured with other settings than today's defaults in `config/default.toml` renders
 as "stale: measured with beam 1, default is 5 — rerun `bench/run --only X`", never as its
 number; a best-of figure always carries the median and spread of its repeats (or says that
@@ -47,7 +48,7 @@ SETTING_WORDS = {
 }
 FIGURE_FORMATS = ("value", "ratio", "baseline", "percent_over", "per_core_day", "provenance")
 PLACEHOLDER = re.compile(
-    r"\{\{\s*(?P<section>[a-z0-9_]+)(?:\.(?P<figure>[a-z0-9_]+))?(?::(?P<fmt>[a-z_]+))?\s*\}\}")
+    r"(?<!\\)\{\{\s*(?P<section>[a-z0-9_]+)(?:\.(?P<figure>[a-z0-9_]+))?(?::(?P<fmt>[a-z_]+))?\s*\}\}")
 REGION = re.compile(r"(<!-- figures:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(<!-- /figures -->)",
                     re.S)
 
@@ -139,10 +140,12 @@ def _num(value: float, unit: str = "") -> str:
     return f"{text} {unit}"
 
 
-def _spread(runs: list[float], unit: str, goal_max: float | None = None) -> str:
+def _spread(runs: list[float], unit: str, goal_max: float | None = None,
+            of_ratio: bool = False) -> str:
     median = statistics.median(runs)
-    text = (f"median {_num(median, unit)}, range {_num(min(runs))}–{_num(max(runs), unit)} "
-            f"over {len(runs)} repeats")
+    what = "per-repeat ratios" if of_ratio else "per repeat"
+    text = (f"{what}: median {_num(median, unit)}, range {_num(min(runs))}–"
+            f"{_num(max(runs), unit)} over {len(runs)} repeats")
     if goal_max is not None:
         met = sum(1 for r in runs if r <= goal_max)
         text += f"; {met} of {len(runs)} within the goal ≤ {goal_max:g}"
@@ -153,12 +156,14 @@ def repeats_note(fig: dict[str, Any], *, of_ratio: bool = False) -> str:
     """Beside a best-of figure: the median and spread of every repeat, or that none were kept.
     Beside a median with its repeats: their spread. Otherwise nothing."""
     runs = fig.get("ratio_runs" if of_ratio else "runs")
-    unit = "×" if of_ratio else fig.get("unit", "")
+    unit = "" if of_ratio else fig.get("unit", "")
     goal = (fig.get("goal") or {}).get("ratio_max") if of_ratio else None
+    best = fig.get("stat") == "best"
     if runs:
-        return _spread(list(runs), "" if of_ratio else unit, goal)
-    if fig.get("stat") == "best":
-        return "best of several; repeats not recorded"
+        note = _spread(list(runs), unit, goal, of_ratio)
+        return f"fastest repeat; {note}" if best else note
+    if best:
+        return "fastest of several repeats; repeats not recorded"
     return ""
 
 
@@ -221,41 +226,45 @@ def render(template: str, results: dict[str, Any], defaults: dict[str, Any],
            known_sections: list[str], *, table: str = "") -> str:
     """Fill every placeholder; a section that is no benchmark is a template error. A notice
     repeated within one paragraph (stale, not measured) is spelled out once, then referred to."""
-    seen: set[str] = set()
 
-    def shorten(text: str) -> str:
-        if not text.startswith("(") or not ("stale:" in text or "not measured" in text
-                                            or "not in `results.json`" in text):
-            return text
-        if text in seen:
-            return "(stale, as above)" if "stale:" in text else "(not measured, as above)"
-        seen.add(text)
-        return text
+    def paragraph(text: str) -> str:
+        seen: set[str] = set()
 
-    def one(match: re.Match[str]) -> str:
-        if "\n\n" in template[max(0, one.last):match.start()]:  # type: ignore[attr-defined]
-            seen.clear()
-        one.last = match.end()  # type: ignore[attr-defined]
-        name, key, fmt = match["section"], match["figure"], match["fmt"] or ""
-        if name == "table" and not key and not fmt:
-            return table
-        if name not in known_sections:
-            raise TemplateError(f"{match[0]} names {name!r}, which is no benchmark; "
-                                f"benchmarks: {', '.join(known_sections)}")
-        if key is None:
-            if fmt not in ("provenance", "stale"):
-                raise TemplateError(f"{match[0]}: a section takes :provenance or :stale")
-            section = results.get("sections", {}).get(name)
-            if fmt == "stale":
-                reason = stale_reason((section or {}).get("provenance"), defaults)
-                return f"**{stale_text(name, reason)}**" if reason else ""
-            if section is None:
-                return f"not measured yet — run `bench/run --only {name}`"
-            return _provenance_text(name, section, defaults)
-        return shorten(render_figure(name, key, fmt, results, defaults))
+        def one(match: re.Match[str]) -> str:
+            name, key, fmt = match["section"], match["figure"], match["fmt"] or ""
+            if name == "table" and not key and not fmt:
+                return table
+            if name not in known_sections:
+                raise TemplateError(f"{match[0]} names {name!r}, which is no benchmark; "
+                                    f"benchmarks: {', '.join(known_sections)}")
+            if key is None:
+                return section_text(name, fmt, results, defaults)
+            out = render_figure(name, key, fmt, results, defaults)
+            notice = out.startswith("(stale:") or out.startswith("(not ")
+            if notice and out in seen:
+                return "(stale, as above)" if out.startswith("(stale:") else \
+                    "(not measured, as above)"
+            if notice:
+                seen.add(out)
+            return out
 
-    one.last = 0  # type: ignore[attr-defined]
-    return PLACEHOLDER.sub(one, template)
+        return PLACEHOLDER.sub(one, text).replace("\\{{", "{{")
+
+    return "\n\n".join(paragraph(p) for p in template.split("\n\n"))
+
+
+def section_text(name: str, fmt: str, results: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """`{{ name:provenance }}` (where, when, from which commit, stale or not) or
+    `{{ name:stale }}` (the stale notice, or nothing)."""
+    if fmt not in ("provenance", "stale"):
+        raise TemplateError(f"{{{{ {name}:{fmt} }}}}: a section takes :provenance or :stale")
+    section = results.get("sections", {}).get(name)
+    if fmt == "stale":
+        reason = stale_reason((section or {}).get("provenance"), defaults)
+        return f"**{stale_text(name, reason)}**" if reason else ""
+    if section is None:
+        return f"not measured yet — run `bench/run --only {name}`"
+    return _provenance_text(name, section, defaults)
 
 
 def fill_regions(text: str, templates: dict[str, str], fill: Any) -> str:
