@@ -147,6 +147,19 @@ def _git(*args: str) -> str:
         return ""
 
 
+# What a benchmark run itself rewrites: a second section run after a first is not "dirty".
+GENERATED = ("bench/results.json", "bench/README.md", "README.md")
+
+
+def _dirty() -> bool | None:
+    """Local changes to tracked files other than the generated ones; None outside a git work
+    tree (not recorded rather than claimed clean)."""
+    if _git("rev-parse", "--is-inside-work-tree") != "true":
+        return None
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                     *(f":(exclude){path}" for path in GENERATED)))
+
+
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     versions = {}
     for name in names:
@@ -181,7 +194,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": package_versions(),
         "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "git_dirty": _dirty(),
     }
 
 

@@ -140,12 +140,18 @@ def _num(value: float, unit: str = "") -> str:
     return f"{text} {unit}"
 
 
+def _ratio(value: float, unit: str = "") -> str:
+    """Ratios near 1 need a fourth digit: 1.011 against a goal of 1.03."""
+    return f"{value:.4g}"
+
+
 def _spread(runs: list[float], unit: str, goal_max: float | None = None,
             of_ratio: bool = False) -> str:
     median = statistics.median(runs)
     what = "per-repeat ratios" if of_ratio else "per repeat"
-    text = (f"{what}: median {_num(median, unit)}, range {_num(min(runs))}–"
-            f"{_num(max(runs), unit)} over {len(runs)} repeats")
+    num = _ratio if of_ratio else _num
+    text = (f"{what}: median {num(median, unit)}, range {num(min(runs))}–"
+            f"{num(max(runs), unit)} over {len(runs)} repeats")
     if goal_max is not None:
         met = sum(1 for r in runs if r <= goal_max)
         text += f"; {met} of {len(runs)} within the goal ≤ {goal_max:g}"
@@ -210,7 +216,7 @@ def render_figure(name: str, key: str, fmt: str, results: dict[str, Any],
     elif fmt == "baseline":
         return _num(fig["baseline"], unit) if fig.get("baseline") is not None else "(no baseline)"
     elif fmt == "ratio":
-        text = f"{_num(fig['ratio'])}×"
+        text = f"{_ratio(fig['ratio'])}×"
     elif fmt == "percent_over":
         text = f"{(fig['ratio'] - 1) * 100:+.1f} %"
     elif fmt == "per_core_day":
