@@ -36,13 +36,6 @@ from common import REPO, RESULTS, RESULTS_FORMAT, declared_settings, save_result
 from figures import TRACKED_SETTINGS  # noqa: E402
 
 OLD_FORMAT = "meeting-governance-bench/1"
-# transcription.py's mode that its chosen_default_rtf figure names, as that module ran it then.
-CHUNKED_120 = {"transcription.model": "tiny.en", "transcription.beam_size": 5,
-               "transcription.batch_size": 0, "transcription.chunk_seconds": 120.0,
-               "transcription.vad_filter": True,
-               "transcription.condition_on_previous_text": False}
-
-
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -150,9 +143,6 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
             migrate_vault(section)
         elif name == "gate_matching":
             migrate_gate(section)
-        elif name == "transcription" and "chosen_default_rtf" in section["figures"]:
-            prov = dict(section["provenance"], settings=dict(CHUNKED_120))
-            section["figures"]["chosen_default_rtf"]["provenance"] = prov
         assert set(section["provenance"]["settings"]) <= set(TRACKED_SETTINGS)
         sections[name] = section
     return {"format": RESULTS_FORMAT, "sections": sections}

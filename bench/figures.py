@@ -167,7 +167,9 @@ def repeats_note(fig: dict[str, Any], *, of_ratio: bool = False) -> str:
     best = fig.get("stat") == "best"
     if runs:
         note = _spread(list(runs), unit, goal, of_ratio)
-        return f"fastest repeat; {note}" if best else note
+        if best:
+            return f"fastest repeat; {note}"
+        return f"ratio of the medians; {note}" if of_ratio else note
     if best:
         return "fastest of several repeats; repeats not recorded"
     return ""
