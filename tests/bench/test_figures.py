@@ -238,3 +238,26 @@ def test_results_of_another_format_are_refused_not_replaced(copy: Path) -> None:
     result = run(copy, "--readme")
     assert result.returncode == 2
     assert "bench/_migrate_v1_to_v2.py" in result.stderr
+
+
+def test_every_committed_section_carries_its_own_provenance() -> None:
+    """The committed results (converted once from format 1) say, per section, which commit,
+    settings and machine they come from; none relies on a file-wide machine block."""
+    results = json.loads((REPO / "bench" / "results.json").read_text(encoding="utf-8"))
+    assert results["format"] == "meeting-governance-bench/2"
+    assert "machine" not in results and "mode" not in results
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from figures import TRACKED_SETTINGS
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    for name, section in results["sections"].items():
+        prov = section["provenance"]
+        assert re.fullmatch(r"[0-9a-f]{7,40}", prov["git_commit"]), name
+        assert prov["git_dirty"] in (True, False, None), name
+        assert prov["date"][:4].isdigit() and prov["mode"] in ("quick", "full"), name
+        assert prov["machine"]["cpu_model"] and prov["machine"]["cpus_usable"] >= 1, name
+        assert set(prov["settings"]) <= set(TRACKED_SETTINGS), name
+        for key, fig in section.get("figures", {}).items():
+            if fig.get("stat") == "best":  # a best-of figure keeps its repeats
+                assert fig["runs"] and fig["ratio_runs"], f"{name}.{key}"
