@@ -33,6 +33,8 @@ from meeting_governance.context import initialise
 from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.graph.emulator.scenario import default_media_dir
 
+# The defaults these figures depend on: a change marks them stale in the generated prose.
+SETTINGS = ["transcription"]
 POSTGRES = os.environ.get("MG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -65,6 +65,8 @@ from meeting_governance.graph.emulator import (
 )
 from meeting_governance.graph.emulator.scenario import default_media_dir
 
+# The defaults these figures depend on: a change marks them stale in the generated prose.
+SETTINGS = ["transcription"]
 QUICK_ARGS = ["--quick"]
 FULL_ARGS: list[str] = []
 TIMEOUT_S = 10800

@@ -1,7 +1,7 @@
 """Streaming audio decoding with PyAV: 16 kHz mono float32 blocks, never the whole file.
 
-faster-whisper's own `decode_audio` holds the entire recording in memory (about 31 MB more per
-minute of audio as bytes, floats and features); here a recording is read packet by packet so
+faster-whisper's own `decode_audio` holds the entire recording in memory (as bytes, floats and
+features, growing with its length); here a recording is read packet by packet so
 the caller decides how much it keeps.
 """
 
@@ -124,7 +124,7 @@ def iter_audio(path: Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
         # No gc.collect() here (faster-whisper calls one per file against PyAV's old resampler
         # cycles, faster-whisper issue #390): with PyAV 18 reference counting frees the graph,
         # a test holds that, and a full collection in a process holding the model and the ORM
-        # cost 0.13 s a recording.
+        # showed up in the pipeline benchmark on every recording.
 
 
 def _frames(
@@ -146,9 +146,9 @@ def _frames(
 def _grouped(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
     """Decoded frames joined into frames of about `_GROUP_SAMPLES`, as faster-whisper does.
 
-    Resampling costs about 40 µs per call whatever the frame's size, and an AAC frame holds
-    only 1 024 samples: joining them first makes decoding 2-3 times faster (a 10-minute
-    meeting: 2.5 s -> 0.6 s) for the same output. A frame whose format differs from the ones
+    Resampling has a fixed cost per call whatever the frame's size, and an AAC frame holds
+    only 1 024 samples: joining them first makes decoding several times faster for the same
+    output. A frame whose format differs from the ones
     before it (a stream that changes layout or rate) closes the group first.
     """
     fifo = av.AudioFifo()

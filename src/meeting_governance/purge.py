@@ -210,7 +210,7 @@ def tombstone(app: AppContext, session: Session, rows: Sequence[Transcript], *, 
 def _audit_many(app: AppContext, session: Session,
                 entries: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """One `transcript.purged` entry per transcript, chained in one statement per batch
-    (per-entry appends were 80 % of the purge's time)."""
+    (per-entry appends were most of the purge's time)."""
     audit.append_many(session, actor=app.actor, action=PURGE_ACTION, target_type="transcript",
                       entries=entries, clock=app.clock)
 

@@ -1,10 +1,10 @@
 """Local transcription with faster-whisper, in bounded memory whatever the recording's length.
 
-faster-whisper decodes a whole file before it starts (about 31 MB per minute of audio), so a
-two-hour meeting would need gigabytes. `Transcriber` instead streams the audio (see `audio.py`)
-and hands the model chunks of about `chunk_seconds`, each cut in a pause that Silero VAD finds
-near the boundary, so no word is split and peak memory stays flat. Segment times are offset
-back onto the recording's timeline.
+faster-whisper decodes a whole file before it starts (memory in proportion to its length), so
+a two-hour meeting would need gigabytes (bench/README.md, "Chunks of 120 s"). `Transcriber`
+instead streams the audio (see `audio.py`) and hands the model chunks of about
+`chunk_seconds`, each cut in a pause that Silero VAD finds near the boundary, so no word is
+split and peak memory stays flat. Segment times are offset back onto the recording's timeline.
 
 Nothing here logs transcript text: only counts and timings.
 """
@@ -260,8 +260,8 @@ class Transcriber:
         temperatures, in both ways. bench/decoding.py measures all of them.
 
         `condition_on_previous_text` is off: measured on the 10-minute meeting, tiny.en with it
-        on now and then drops whole utterances (WER 2.8 % to 8.4 % depending on where the
-        30-second windows fall), with it off it stays at 2.3-2.8 % for 120-300 s chunks.
+        on now and then drops whole utterances, depending on where the 30-second windows fall
+        (bench/README.md, "Conditioning off", has the figures).
         """
         self.settings = settings
         self.batch_size = settings.batch_size if batch_size is None else batch_size

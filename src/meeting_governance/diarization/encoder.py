@@ -214,8 +214,8 @@ class SpeakerEncoder:
         Every window in a batch has the same number of frames (the encoder was trained on 160).
         BLAS runs on one thread here: each of the 480 recurrent steps is a small matrix product,
         and on 2 cores shared with the transcriber or anything else a second BLAS thread only
-        waits for the first (measured: 7.5 ms of CPU per window on one thread, 25-35 ms on two
-        when the other core is busy).
+        waits for the first (measured: several times the CPU per window with two threads when
+        the other core is busy).
         """
         x = np.asarray(mels, dtype=np.float32)
         if x.ndim != 3 or x.shape[2] != N_MELS:
@@ -229,8 +229,8 @@ class SpeakerEncoder:
                                    for start in range(0, x.shape[0], BATCH)])
 
     def _embed(self, x: np.ndarray) -> np.ndarray:
-        # Time-major, so that each step reads one contiguous block (batch-major was 2-3x
-        # slower for a few hundred windows: every step strided through the whole array).
+        # Time-major, so that each step reads one contiguous block (batch-major was several
+        # times slower for a few hundred windows: every step strided through the whole array).
         sequence = np.ascontiguousarray(x.transpose(1, 0, 2))
         last = len(self._layers) - 1
         for index, layer in enumerate(self._layers):
