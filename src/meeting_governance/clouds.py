@@ -112,9 +112,8 @@ def resolve_endpoints(cloud: str, given: dict[str, str]) -> dict[str, str]:
         base = urlsplit(hand_set["base_url"])
         resolved = {"scope": f"{base.scheme}://{base.netloc}/.default", **hand_set}
         known = {k: clouds_of(k, v) for k, v in hand_set.items()}
-        recognised = {k: c for k, c in known.items() if c}
-        common = frozenset(CLOUDS).intersection(*recognised.values()) if recognised else None
-        if recognised and len(recognised) > 1 and not common:
+        recognised = [c for c in known.values() if c is not None]
+        if len(recognised) > 1 and not frozenset(CLOUDS).intersection(*recognised):
             raise CloudMismatch(_mismatch_message(cloud, hand_set, known))
         return resolved
     preset = CLOUDS[cloud]
@@ -138,7 +137,7 @@ def _mismatch_message(cloud: str, values: dict[str, str], known: dict[str, froze
         parts.append(f"graph.{key} = {values[key]}{origin} {_label(known[key])}")
     wrong = [f"graph.{k}" for k in ENDPOINT_KEYS if k in values]
     # The cloud every hand-set endpoint agrees on, if there is one: the likely intent.
-    sets = [known[k] for k in hand_set if known.get(k)]
+    sets = [c for k in hand_set if (c := known.get(k)) is not None]
     agreed = sorted(frozenset(CLOUDS).intersection(*sets)) if sets else []
     hint = (f"set graph.cloud = \"{agreed[0]}\"" if len(agreed) == 1 else
             "set graph.cloud to your tenant's cloud (\"global\", \"usgov\", \"usgovdod\" or "

@@ -21,12 +21,15 @@ A proxy URL may carry a password: it is never logged and `describe_proxy` redact
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.utils import get_environ_proxies, should_bypass_proxies
 
 from meeting_governance.config import GraphSettings, redact_url
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 
 class GraphSession(requests.Session):
@@ -56,13 +59,13 @@ class GraphSession(requests.Session):
             return {"http": self.proxy, "https": self.proxy}
         return dict(get_environ_proxies(url, no_proxy=self.no_proxy))
 
-    def request(self, method: str | bytes, url: str | bytes,  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
         return super().request(method, url, *args, **kwargs)
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> dict[str, Any]:
+                                   cert: Any) -> _Settings:
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         settings["proxies"] = {**self.proxies_for(str(url)), **(proxies or {})}
         if verify is None or verify is True:
