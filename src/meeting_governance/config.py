@@ -15,8 +15,16 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,6 +33,13 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from meeting_governance.clouds import (
+    CLOUDS,
+    CUSTOM,
+    ENDPOINT_KEYS,
+    CloudMismatch,
+    resolve_endpoints,
+)
 from meeting_governance.errors import ConfigError
 
 ENV_PREFIX = "MG_"
@@ -88,10 +103,15 @@ class GraphSettings(Section):
     client_secret: str = ""
     certificate_path: str = ""
     certificate_thumbprint: str = ""
-    authority_host: str = "https://login.microsoftonline.com"
-    base_url: str = "https://graph.microsoft.com/v1.0"
-    scope: str = "https://graph.microsoft.com/.default"
+    # The three endpoints follow `cloud` unless set by hand, and are checked against each other
+    # (clouds.py); after validation they always hold the endpoints in use.
+    cloud: Literal["global", "usgov", "usgovdod", "china", "custom"] = "global"
+    authority_host: str = ""
+    base_url: str = ""
+    scope: str = ""
     ca_bundle: str = ""
+    proxy: str = ""  # empty: HTTPS_PROXY / ALL_PROXY from the environment (network.py)
+    no_proxy: StrList = Field(default_factory=list)  # empty: NO_PROXY from the environment
     organizers: StrList = Field(default_factory=list)
     organizer_group_id: str = ""
     lookback_days: int = Field(30, ge=1, le=3650)
@@ -102,10 +122,56 @@ class GraphSettings(Section):
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
 
-    @field_validator("organizers", mode="before")
+    @field_validator("organizers", "no_proxy", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         return _str_list(value)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        """An http(s) proxy URL; its password (if any) never appears in the message."""
+        text = value.strip()
+        if not text:
+            return ""
+        try:
+            parts = urlsplit(text)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            valid = valid and (parts.port or 1) > 0  # .port raises on a bad port
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(f"{redact_url(text)!r} is not a proxy URL: write it as "
+                             "http://HOST:PORT (or http://USER:PASSWORD@HOST:PORT, best in "
+                             "MG_GRAPH__PROXY)")
+        return text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoints(cls, data: Any) -> Any:
+        """Fill the endpoints from `cloud` and check hand-set ones (clouds.py)."""
+        if not isinstance(data, dict):
+            return data
+        cloud = data.get("cloud", "global")
+        if cloud not in CLOUDS and cloud != CUSTOM:
+            return data  # the field's own validation names the allowed values
+        given = {k: data.get(k) or "" for k in ENDPOINT_KEYS}
+        if not all(isinstance(v, str) for v in given.values()):
+            return data
+        return {**data, **resolve_endpoints(cloud, given)}
+
+
+def redact_url(url: str) -> str:
+    """A URL without its password, for messages and logs (proxy URLs can carry one)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "<unparseable URL>"
+    return parts._replace(netloc=netloc).geturl()
 
 
 class DownloadSettings(Section):
@@ -380,11 +446,13 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
 def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in error.get("loc", ()))
     msg = error.get("msg", "invalid")
+    ctx = error.get("ctx") or {}
+    if isinstance(ctx.get("error"), CloudMismatch):
+        return str(ctx["error"])  # names its keys and the fix itself
     if error.get("type") == "extra_forbidden":
         # Dotted, not "[section]": the CLI prints through rich, which would eat a bracket pair.
         return f"unknown key {loc!r}: remove it or check its spelling against config/default.toml"
     allowed = ""
-    ctx = error.get("ctx") or {}
     if "expected" in ctx and str(ctx["expected"]) not in msg:
         allowed = f" (allowed: {ctx['expected']})"
     env_name = ENV_PREFIX + loc.replace(".", "__").upper()

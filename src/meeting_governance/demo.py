@@ -43,11 +43,14 @@ def _demo_config(home: Path, emulator: EmulatorServer) -> str:
     return (
         "# Written by `meeting-governance demo`: the emulator's address changes every run.\n"
         "[graph]\n"
+        'cloud = "custom"  # the built-in emulator: no Microsoft cloud preset applies\n'
         f'tenant_id = "{emulator.tenant_id}"\n'
         f'client_id = "{emulator.client_id}"\n'
         f'authority_host = "{emulator.authority_host}"\n'
         f'base_url = "{emulator.base_url}"\n'
         f'ca_bundle = "{emulator.ca_bundle}"\n'
+        "# The emulator is on this host: never through a proxy set in the environment.\n"
+        'no_proxy = ["127.0.0.1", "localhost"]\n'
         f"organizers = [{organizers}]\n"
         "max_retries = 3\n"
         "backoff_base_s = 0.1\n"

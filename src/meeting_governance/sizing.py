@@ -35,14 +35,23 @@ def host_cores() -> int:
         return os.cpu_count() or 1
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available for new processes (MemAvailable), None where unknown."""
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes of memory available for new processes (MemAvailable), None where unknown.
+
+    Under the systemd unit (`ProcSubset=pid`) /proc/meminfo is hidden: then the free memory the
+    kernel reports through sysinfo(2), which leaves out the page cache and so errs low (fewer
+    workers, never more than fit)."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
+    except ValueError:
         return None
+    except OSError:
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return None
     return None
 
 

@@ -90,7 +90,7 @@ def cli_against(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Ca
         values = {"HOME": str(app.settings.home), "DATABASE__URL": app.settings.database_url,
                   "GRAPH__TENANT_ID": graph.tenant_id, "GRAPH__CLIENT_ID": graph.client_id,
                   "GRAPH__CLIENT_SECRET": graph.client_secret,
-                  "GRAPH__AUTHORITY_HOST": graph.authority_host,
+                  "GRAPH__CLOUD": "custom", "GRAPH__AUTHORITY_HOST": graph.authority_host,
                   "GRAPH__BASE_URL": graph.base_url, "GRAPH__CA_BUNDLE": graph.ca_bundle,
                   "GRAPH__ORGANIZERS": ",".join(graph.organizers)}
         for key, value in values.items():

@@ -110,7 +110,7 @@ def test_run_emulator_serves_the_demo_until_stopped(tmp_path, media_dir):
         assert ready.wait(30)
         scenario = load_scenario(DEMO)
         settings = GraphSettings(
-            tenant_id=scenario.tenant_id, client_id=scenario.client_id,
+            cloud="custom", tenant_id=scenario.tenant_id, client_id=scenario.client_id,
             client_secret=scenario.client_secret, authority_host=f"https://127.0.0.1:{port}",
             base_url=f"https://127.0.0.1:{port}/v1.0", ca_bundle=str(state / "ca.pem"))
         with GraphClient.from_settings(settings) as client:

@@ -169,6 +169,7 @@ def subprocess_env(home: Path, emulator: EmulatorServer, db_url: str | None = No
         "MG_GRAPH__TENANT_ID": graph.tenant_id,
         "MG_GRAPH__CLIENT_ID": graph.client_id,
         "MG_GRAPH__CLIENT_SECRET": graph.client_secret,
+        "MG_GRAPH__CLOUD": "custom",
         "MG_GRAPH__AUTHORITY_HOST": graph.authority_host,
         "MG_GRAPH__BASE_URL": graph.base_url,
         "MG_GRAPH__CA_BUNDLE": graph.ca_bundle,

@@ -59,6 +59,7 @@ def cli_env(e: Env, **extra: str) -> dict[str, str]:
         "MG_GRAPH__TENANT_ID": g.tenant_id,
         "MG_GRAPH__CLIENT_ID": g.client_id,
         "MG_GRAPH__CLIENT_SECRET": g.client_secret,
+        "MG_GRAPH__CLOUD": "custom",
         "MG_GRAPH__AUTHORITY_HOST": g.authority_host,
         "MG_GRAPH__BASE_URL": g.base_url,
         "MG_GRAPH__CA_BUNDLE": g.ca_bundle,

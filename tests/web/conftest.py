@@ -156,7 +156,7 @@ def graph_emulator(graph_emulator_session: EmulatorServer) -> Iterator[EmulatorS
 def graph_config(emulator: EmulatorServer, **overrides: object) -> dict[str, object]:
     """The `graph` section of a configuration pointing at `emulator`."""
     settings = emulator.graph_settings(**overrides)
-    return {"tenant_id": settings.tenant_id, "client_id": settings.client_id,
+    return {"cloud": "custom", "tenant_id": settings.tenant_id, "client_id": settings.client_id,
             "client_secret": settings.client_secret, "authority_host": settings.authority_host,
             "base_url": settings.base_url, "ca_bundle": settings.ca_bundle,
             "organizers": list(settings.organizers)}

@@ -144,7 +144,8 @@ def test_the_callback_cannot_keep_a_session_alive(make_web: Callable[..., Web],
                                                   entra_enabled: bool) -> None:
     entra = ({"entra_enabled": True, "entra_client_id": "c", "entra_client_secret": "s"}
              if entra_enabled else {})
-    web = make_web(graph={"authority_host": "https://127.0.0.1:9", "tenant_id": "t"},
+    web = make_web(graph={"cloud": "custom", "authority_host": "https://127.0.0.1:9",
+                   "base_url": "https://127.0.0.1:9/v1.0", "tenant_id": "t"},
                    web={"session_max_age_hours": 1, "session_idle_minutes": 30, **entra})
     clock = FixedClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
     web.ctx.clock = clock

@@ -121,7 +121,8 @@ def callback(client: TestClient, location: str) -> object:
 @pytest.fixture
 def entra_web(make_web: Callable[..., Web], emulator: EmulatorServer) -> Web:
     return make_web(
-        graph={"tenant_id": emulator.tenant_id, "authority_host": emulator.authority_host,
+        graph={"cloud": "custom", "tenant_id": emulator.tenant_id,
+               "authority_host": emulator.authority_host, "base_url": emulator.base_url,
                "ca_bundle": emulator.ca_bundle},
         web={"entra_enabled": True, "entra_client_id": emulator.client_id,
              "entra_client_secret": emulator.client_secret, "base_url": "https://mg.example.org",
@@ -162,7 +163,8 @@ def test_callback_error_from_the_authority_is_refused(entra_web: Web) -> None:
 
 
 def test_unreachable_authority_gives_a_clear_page(make_web: Callable[..., Web]) -> None:
-    web = make_web(graph={"authority_host": "https://127.0.0.1:9", "tenant_id": "t",
+    web = make_web(graph={"cloud": "custom", "authority_host": "https://127.0.0.1:9",
+                   "base_url": "https://127.0.0.1:9/v1.0", "tenant_id": "t",
                           "connect_timeout_s": 1},
                    web={"entra_enabled": True, "entra_client_id": "c",
                         "entra_client_secret": "s"})
@@ -204,7 +206,8 @@ def test_round_trip_signs_a_dpo_in(entra_web: Web, emulator: EmulatorServer,
 def test_role_from_the_group_claim(make_web: Callable[..., Web], emulator: EmulatorServer,
                                    browser_like: requests.Session) -> None:
     web = make_web(
-        graph={"tenant_id": emulator.tenant_id, "authority_host": emulator.authority_host,
+        graph={"cloud": "custom", "tenant_id": emulator.tenant_id,
+               "authority_host": emulator.authority_host, "base_url": emulator.base_url,
                "ca_bundle": emulator.ca_bundle},
         web={"entra_enabled": True, "entra_client_id": emulator.client_id,
              "entra_client_secret": emulator.client_secret, "base_url": "https://mg.example.org",

@@ -69,7 +69,8 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
 @pytest.fixture
 def served(make_web: Callable[..., Web], emulator: EmulatorServer) -> Iterator[Served]:
     web = make_web(
-        graph={"tenant_id": emulator.tenant_id, "authority_host": emulator.authority_host,
+        graph={"cloud": "custom", "tenant_id": emulator.tenant_id,
+               "authority_host": emulator.authority_host, "base_url": emulator.base_url,
                "ca_bundle": emulator.ca_bundle},
         web={"entra_enabled": True, "entra_client_id": emulator.client_id,
              "entra_client_secret": emulator.client_secret})

@@ -143,7 +143,8 @@ def test_unreachable_keys_are_a_503_not_a_sign_in(make_web: Callable[..., Web],
                                                   browser_like: requests.Session) -> None:
     """If the keys cannot be fetched, nobody is signed in on an unverified token."""
     web = make_web(
-        graph={"tenant_id": emulator.tenant_id, "authority_host": emulator.authority_host,
+        graph={"cloud": "custom", "tenant_id": emulator.tenant_id,
+               "authority_host": emulator.authority_host, "base_url": emulator.base_url,
                "ca_bundle": emulator.ca_bundle},
         web={"entra_enabled": True, "entra_client_id": emulator.client_id,
              "entra_client_secret": emulator.client_secret, "base_url": "https://mg.example.org"})

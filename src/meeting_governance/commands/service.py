@@ -44,8 +44,9 @@ def emulator(
 ) -> None:
     """Run the Microsoft Graph + sign-in emulator on loopback HTTPS (Ctrl-C stops it).
 
-    It generates a throwaway CA and prints where its bundle is: point graph.ca_bundle at it,
-    graph.authority_host and graph.base_url at the printed URLs."""
+    It generates a throwaway CA and prints where its bundle is: set graph.cloud = "custom",
+    point graph.ca_bundle at it and graph.authority_host and graph.base_url at the printed
+    URLs."""
     from meeting_governance.graph.emulator import run_emulator
     from meeting_governance.graph.emulator.scenario import default_media_dir, default_scenario_path
 

@@ -32,6 +32,7 @@ import requests
 
 from meeting_governance.config import GraphSettings
 from meeting_governance.errors import GraphError
+from meeting_governance.graph.network import graph_session, network_advice
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ _MICROSOFT_AUTHORITY_SUFFIXES = (
 
 _FIX_BY_STATUS = {
     400: "the request was rejected as malformed; check the organiser id and the time window",
-    401: "the token was refused; check the client id, the secret or certificate, and admin consent",
+    401: ("the token was refused; check the client id, the secret or certificate, admin consent, "
+          "and that graph.cloud is the cloud of your tenant"),
     403: ("the app lacks a permission or a Teams application access policy for this organiser; "
           "grant OnlineMeetings.Read.All, OnlineMeetingArtifact.Read.All, "
           "OnlineMeetingRecording.Read.All and User.Read.All and assign the access policy "
@@ -123,25 +125,6 @@ def _credential(settings: GraphSettings) -> str | dict[str, str]:
     )
 
 
-class _TimeoutHttpClient:
-    """Our Session as msal's `http_client`, with our timeouts (msal ignores `timeout=` then)."""
-
-    def __init__(self, session: requests.Session, timeout: tuple[float, float]) -> None:
-        self._session = session
-        self._timeout = timeout
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return self._session.get(url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return self._session.post(url, **kwargs)
-
-    def close(self) -> None:
-        """The Session belongs to the GraphClient, which closes it."""
-
-
 class _SignIn:
     """One msal application with its own Session (for the authority only) and a lock."""
 
@@ -160,7 +143,9 @@ def _sign_in_key(settings: GraphSettings) -> tuple[str, ...]:
     secret = hashlib.sha256(settings.client_secret.encode()).hexdigest()
     return (settings.authority_host.rstrip("/").lower(), settings.tenant_id, settings.client_id,
             secret, settings.certificate_path, settings.certificate_thumbprint,
-            settings.ca_bundle, str(settings.connect_timeout_s), str(settings.read_timeout_s))
+            settings.ca_bundle, hashlib.sha256(settings.proxy.encode()).hexdigest(),
+            ",".join(settings.no_proxy), str(settings.connect_timeout_s),
+            str(settings.read_timeout_s))
 
 
 def forget_sign_ins() -> None:
@@ -192,11 +177,8 @@ class GraphClient:
         self._random = random_fn
         self._credential = _credential(settings)
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
-        self.session = session or requests.Session()
-        if settings.ca_bundle:
-            # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would otherwise override `verify`.
-            self.session.trust_env = False
-            self.session.verify = settings.ca_bundle
+        # Proxy, CA bundle and timeouts: the same for every Graph and sign-in request.
+        self.session = session or graph_session(settings)
         self._sign_in: _SignIn | None = None
 
     @classmethod
@@ -230,22 +212,19 @@ class GraphClient:
     def _new_msal_app(self) -> msal.ConfidentialClientApplication:
         self.calls["openid"] += 1
         # The shared application outlives this client, so it gets a Session of its own.
-        http = requests.Session()
-        if self.settings.ca_bundle:
-            http.trust_env = False
-            http.verify = self.settings.ca_bundle
         try:
             return msal.ConfidentialClientApplication(
                 self.settings.client_id,
                 client_credential=self._credential,
                 authority=self.authority,
-                http_client=_TimeoutHttpClient(http, self._timeout),
+                http_client=graph_session(self.settings),
                 instance_discovery=is_microsoft_authority(self.settings.authority_host),
             )
         except requests.RequestException as exc:
             raise GraphError(
-                f"cannot reach the sign-in authority ({exc.__class__.__name__}); check "
-                "graph.authority_host, the network and graph.ca_bundle", retryable=True,
+                f"cannot reach the sign-in authority ({exc.__class__.__name__}): "
+                f"{network_advice(exc, self.settings)}; check graph.authority_host (graph.cloud), "
+                "the network, graph.proxy and graph.ca_bundle", retryable=True,
             ) from None
         except ValueError as exc:
             raise GraphError(
@@ -266,7 +245,7 @@ class GraphClient:
                 self.calls["token"] += 1
                 raise GraphError(
                     f"the token request failed ({exc.__class__.__name__}); the authority is "
-                    "unreachable, retry later", retryable=True,
+                    f"unreachable: {network_advice(exc, self.settings)}", retryable=True,
                 ) from None
         if result.get("token_source") == "identity_provider" or "error" in result:
             self.calls["token"] += 1
@@ -350,7 +329,8 @@ class GraphClient:
                 if attempt >= self.settings.max_retries:
                     raise GraphError(
                         f"Graph could not be reached for a {kind} call after {attempt + 1} "
-                        f"attempts ({exc.__class__.__name__}); retry later", retryable=True,
+                        f"attempts ({exc.__class__.__name__}): "
+                        f"{network_advice(exc, self.settings)}", retryable=True,
                     ) from None
                 delay = self._backoff(attempt)
                 log.info("graph %s: %s, retrying in %.2fs", kind, exc.__class__.__name__, delay)

@@ -499,9 +499,10 @@ class EmulatorServer:
         return self.tls.client_thumbprint_sha1
 
     def graph_settings(self, **overrides: Any) -> GraphSettings:
-        """`GraphSettings` pointing at this emulator (secret credential unless overridden)."""
+        """`GraphSettings` pointing at this emulator (secret credential unless overridden):
+        graph.cloud "custom", since no Microsoft cloud's preset names a loopback address."""
         values: dict[str, Any] = {
-            "tenant_id": self.tenant_id, "client_id": self.client_id,
+            "cloud": "custom", "tenant_id": self.tenant_id, "client_id": self.client_id,
             "client_secret": self.client_secret, "authority_host": self.authority_host,
             "base_url": self.base_url, "ca_bundle": self.ca_bundle,
             "organizers": [o.id for o in self.scenario.organizers],
@@ -554,6 +555,7 @@ def run_emulator(port: int, scenario_path: str | Path, media_dir: str | Path,
                      emulator.ca_bundle)
             print(  # the command's own output: how to point a client at it
                 f"Graph emulator on {emulator.base_url}\n"
+                f"  MG_GRAPH__CLOUD=custom\n"
                 f"  MG_GRAPH__AUTHORITY_HOST={emulator.authority_host}\n"
                 f"  MG_GRAPH__BASE_URL={emulator.base_url}\n"
                 f"  MG_GRAPH__CA_BUNDLE={emulator.ca_bundle}\n"
