@@ -213,8 +213,9 @@ def _database_facts(app: AppContext, now: datetime) -> _Facts:
         oldest_retry = session.exec(
             select(func.min(col(Recording.next_attempt_at))).where(retry_due)).one()
         last_change = session.exec(select(func.max(col(Recording.updated_at)))).one()
+        # A lease renewed is a worker at it (a long transcription changes no state for a while).
         last_lease = session.exec(select(func.max(col(Recording.lease_expires_at)))
-                                  .where(in_flight)).one()
+                                  .where(col(Recording.lease_owner).is_not(None))).one()
         next_runs = _next_runs(session)
     waiting_since = [t for t in (oldest_new, oldest_retry) if t is not None]
     oldest = (now - min(waiting_since)).total_seconds() if waiting_since else None
