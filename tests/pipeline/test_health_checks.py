@@ -50,7 +50,8 @@ def test_a_failed_poll_is_degraded_with_its_cause_until_a_poll_succeeds(app: App
 
 def test_causes_are_classified_and_never_carry_an_address() -> None:
     cases = {
-        GraphError("sign-in failed with invalid_client: check graph.client_id", code="invalid_client"): "sign_in",
+        GraphError("sign-in failed with invalid_client: check graph.client_id",
+                   code="invalid_client"): "sign_in",
         GraphError("Forbidden", status=403, code="Authorization_RequestDenied"): "forbidden",
         GraphError("Too many requests", status=429): "throttled",
         GraphError("the token request failed (ConnectionError)", retryable=True): "unreachable",

@@ -234,7 +234,7 @@ def test_a_database_that_goes_away_turns_healthz_503_and_back(
             wait_health(port, lambda code, body: code == 200 and "poll" in body["jobs"], 180,
                         "the daemon to be healthy")
             proxy.cut()
-            code, body = wait_health(port, lambda code, body: code == 503, 60,
+            _code, body = wait_health(port, lambda code, body: code == 503, 60,
                                      "/healthz to notice the database is gone")
             assert body["reasons"][0].startswith("database unreachable (OperationalError: ")
             assert "check database.url (MG_DATABASE__URL)" in body["reasons"][0]
