@@ -6,7 +6,9 @@
 - SQLite is one daemon per database (a second one is refused); on PostgreSQL any number of
   daemons on any number of hosts share the work (leases + `FOR UPDATE SKIP LOCKED`), the poller,
   the purge and the daily audit checkpoint each run in one process at a time (`locks`).
-- `/healthz` and Prometheus `/metrics` on `daemon.metrics_host:metrics_port`.
+- `/healthz` and Prometheus `/metrics` on `daemon.metrics_host:metrics_port`: health is read
+  from the database (`health.py`; each job's outcome is stored in `job_run`), the metrics of
+  every worker process from the multiprocess files in `$MG_HOME/metrics/<pid>`.
 """
 
 from __future__ import annotations
@@ -428,8 +430,6 @@ def run_daemon(settings: Settings, *, workers: int | None = None,
     from meeting_governance.transcribe import Transcriber
 
     configure_logging(settings.logging.level, settings.log_file, stderr=verbose)
-    metrics_dir = metrics_directory(settings.home)
-    enable_multiprocess(metrics_dir, fresh=True)
     device = Transcriber(settings.transcription).check()  # a missing model or GPU stops us now
     plan = plan_workers(settings.daemon.workers if workers is None else workers,
                         cores=host_cores(), threads=settings.transcription.cpu_threads,
@@ -438,16 +438,18 @@ def run_daemon(settings: Settings, *, workers: int | None = None,
     log.info("daemon workers", extra={"workers": plan.workers, "threads": plan.threads,
                                       "why": plan.reason})
     settings.transcription.cpu_threads = plan.threads
+    metrics_dir = metrics_directory(settings.home)
+    enable_multiprocess(metrics_dir, fresh=True)
     children: list[Any] = []
     ctx = multiprocessing.get_context("spawn")
-    for number in range(2, plan.workers + 1):
-        child = ctx.Process(target=_child, args=(str(config_file) if config_file else None,
-                                                 str(settings.home), plan.threads, number,
-                                                 os.getpid(), verbose, str(metrics_dir)),
-                            daemon=False)
-        child.start()
-        children.append(child)
     try:
+        for number in range(2, plan.workers + 1):
+            child = ctx.Process(target=_child, args=(str(config_file) if config_file else None,
+                                                     str(settings.home), plan.threads, number,
+                                                     os.getpid(), verbose, str(metrics_dir)),
+                                daemon=False)
+            child.start()
+            children.append(child)
         serve(settings, verbose=verbose)
     finally:
         for child in children:
