@@ -26,6 +26,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, text
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -79,23 +80,30 @@ def record_run(app: AppContext, job: str, worker: str, *, cause: str = "",
     """Store how `job` just went (no `error`: it succeeded). Never raises: a database that
     cannot be written is what `/healthz` then reports by itself."""
     now = app.clock.now()
-    try:
-        with app.session() as session:
-            row = session.get(JobRun, job, with_for_update=True) or JobRun(job=job)
-            row.last_started_at = now
-            row.worker = worker[:200]
-            if error:
-                row.last_failure_at = now
-                row.last_cause = cause[:40]
-                row.last_error = error[:500]
-                row.failures += 1
-            else:
-                row.last_success_at = now
-                row.failures = 0
-            session.add(row)
-    except (SQLAlchemyError, GovernanceError) as exc:
-        log.warning("job outcome not recorded", extra={"job": job,
-                                                       "error": type(exc).__name__})
+    for attempt in (1, 2):  # two processes may create the row at once: the loser updates it
+        try:
+            with app.session() as session:
+                row = session.get(JobRun, job, with_for_update=True) or JobRun(job=job)
+                row.last_started_at = now
+                row.worker = worker[:200]
+                if error:
+                    row.last_failure_at = now
+                    row.last_cause = cause[:40]
+                    row.last_error = error[:500]
+                    row.failures += 1
+                else:
+                    row.last_success_at = now
+                    row.failures = 0
+                session.add(row)
+            return
+        except (SQLAlchemyError, GovernanceError) as exc:
+            raced = isinstance(exc, SAIntegrityError) or isinstance(exc.__cause__,
+                                                                    SAIntegrityError)
+            if raced and attempt == 1:
+                continue
+            log.warning("job outcome not recorded", extra={"job": job,
+                                                           "error": type(exc).__name__})
+            return
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,21 @@ def test_a_keyring_that_went_away_is_degraded(app: AppContext) -> None:
     assert len(health.reasons) == 1
     assert health.reasons[0].startswith("keyring unreachable (KeyError_: keyring file ")
     assert "does not exist" in health.reasons[0]
+
+
+def test_two_processes_recording_a_job_at_once_both_count(app: AppContext) -> None:
+    """Every worker runs `process`: the first two may both find no row and insert it."""
+    import threading
+
+    barrier = threading.Barrier(4)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        record_run(app, "process", f"host:{n}", cause="other", error="boom")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert check(app).jobs["process"].failures == 4
