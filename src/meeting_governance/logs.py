@@ -29,6 +29,9 @@ THIRD_PARTY = ("apscheduler", "uvicorn", "uvicorn.access", "uvicorn.error", "ale
                "urllib3", "httpx", "multipart", "asyncio")
 _QUIET = {"msal": "WARNING", "urllib3": "WARNING", "httpx": "WARNING", "multipart": "WARNING",
           "asyncio": "WARNING"}
+# APScheduler says "Running job"/"executed successfully" at INFO for every run of every job:
+# kept for DEBUG; its failures (job tracebacks, missed runs) are WARNING and above.
+_QUIET_UNLESS_DEBUG = {"apscheduler": "WARNING"}
 
 
 def redact(text: str) -> str:
@@ -85,7 +88,8 @@ def logging_config(level: str, file: Path | None, *, stderr: bool = False) -> di
     loggers: dict[str, dict[str, Any]] = {
         "meeting_governance": {"level": level, "handlers": [], "propagate": True}}
     for name in THIRD_PARTY:
-        floor = _QUIET.get(name, level)
+        floor = _QUIET.get(name) or (level if level == "DEBUG" else
+                                     _QUIET_UNLESS_DEBUG.get(name, level))
         chosen = floor if logging.getLevelName(floor) > numeric else level
         # handlers: [] drops whatever a library installed (uvicorn's own dictConfig, say).
         loggers[name] = {"level": chosen, "handlers": [], "propagate": True}

@@ -138,4 +138,7 @@ def test_one_configuration_names_every_library_and_keeps_msal_quiet() -> None:
         assert config["loggers"][name]["propagate"] is True
     assert config["loggers"]["msal"]["level"] == "WARNING"  # even at DEBUG: no token chatter
     assert config["loggers"]["apscheduler"]["level"] == "DEBUG"
+    # At INFO, APScheduler's line per job run stays out; its failures do not.
+    assert logging_config("INFO", None)["loggers"]["apscheduler"]["level"] == "WARNING"
+    assert logging_config("INFO", None)["loggers"]["alembic"]["level"] == "INFO"
     assert isinstance(JsonFormatter(), JsonFormatter)
