@@ -169,6 +169,7 @@ class TcpProxy:
         self.port = free_port()
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
         self.restore()
 
     def restore(self) -> None:
@@ -176,7 +177,8 @@ class TcpProxy:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
-        self._listener = listener
+        with self._lock:
+            self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -186,7 +188,12 @@ class TcpProxy:
             except OSError:
                 return
             upstream = socket.create_connection(self.target)
-            self._conns += [client, upstream]
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile: this one must not live
+                    client.close()
+                    upstream.close()
+                    return
+                self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
@@ -205,16 +212,21 @@ class TcpProxy:
                     pass
 
     def cut(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        for conn in self._conns:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        if listener is not None:
+            try:  # wakes the thread blocked in accept(), which would otherwise keep it open
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        for conn in conns:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             conn.close()
-        self._conns.clear()
 
 
 @pytest.mark.postgres
