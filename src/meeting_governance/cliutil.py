@@ -21,7 +21,7 @@ from rich.table import Table
 
 from meeting_governance.config import Settings, load_settings
 from meeting_governance.context import AppContext
-from meeting_governance.observability import configure_logging
+from meeting_governance.logs import configure_logging
 
 # Piped output (CI logs, `| less`) gets 120 columns instead of rich's 80.
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 120)

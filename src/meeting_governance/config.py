@@ -268,6 +268,8 @@ class DaemonSettings(Section):
     retry_base_seconds: float = Field(60.0, gt=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)  # 0: no /metrics and /healthz endpoint
+    health_overdue_seconds: float = Field(300.0, gt=0)  # a scheduled job this late: degraded
+    health_stall_minutes: float = Field(30.0, gt=0)  # queued work, no progress this long: degraded
 
 
 class WebSettings(Section):

@@ -6,7 +6,9 @@
 - SQLite is one daemon per database (a second one is refused); on PostgreSQL any number of
   daemons on any number of hosts share the work (leases + `FOR UPDATE SKIP LOCKED`), the poller,
   the purge and the daily audit checkpoint each run in one process at a time (`locks`).
-- `/healthz` and Prometheus `/metrics` on `daemon.metrics_host:metrics_port`.
+- `/healthz` and Prometheus `/metrics` on `daemon.metrics_host:metrics_port`: health is read
+  from the database (`health.py`; each job's outcome is stored in `job_run`), the metrics of
+  every worker process from the multiprocess files in `$MG_HOME/metrics/<pid>`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -28,17 +31,21 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import generate_latest
-from sqlalchemy import func
-from sqlmodel import Session, select
+from prometheus_client import CollectorRegistry
 
 from meeting_governance.config import Settings, load_settings
 from meeting_governance.context import AppContext, worker_identity
 from meeting_governance.db import is_sqlite
 from meeting_governance.errors import ConfigError, GovernanceError, LockedError
 from meeting_governance.locks import acquire_row_lock, exclusive, release_row_lock
-from meeting_governance.models import Recording
-from meeting_governance.observability import METRICS, configure_logging
+from meeting_governance.logs import configure_logging
+from meeting_governance.observability import (
+    METRICS,
+    enable_multiprocess,
+    mark_process_dead,
+    scrape,
+)
+from meeting_governance.states import safe_reason
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +87,34 @@ def _runtime() -> Runtime:
 
 
 # Jobs are module-level functions: the job store keeps a reference, not a pickled closure.
+def _succeeded(rt: Runtime, job: str) -> None:
+    from meeting_governance.health import record_run
+
+    rt.last[job] = rt.app.clock.now().isoformat()
+    METRICS.job_runs.labels(job=job, outcome="ok").inc()
+    record_run(rt.app, job, rt.worker)
+
+
+def _failed(rt: Runtime, job: str, exc: BaseException | None = None, *,
+            problem: str = "", cause: str = "other") -> None:
+    """A job failed: its cause goes to the log (and, with -v, the terminal), `job_run` (so
+    `/healthz` of every process says it) and the metrics."""
+    from meeting_governance.health import classify, record_run
+
+    if exc is not None:
+        cause, problem = classify(exc)
+    METRICS.job_runs.labels(job=job, outcome="failed").inc()
+    if job == "poll":
+        METRICS.poll_errors.labels(cause=cause).inc()
+    log.error(f"{job} job failed: {problem}",
+              extra={"job": job, "cause": cause,
+                     "error": type(exc).__name__ if exc is not None else "partial"})
+    record_run(rt.app, job, rt.worker, cause=cause, error=problem)
+
+
 def poll_job() -> None:
     """Discovery, in one process at a time across all hosts."""
+    from meeting_governance.health import classify
     from meeting_governance.pipeline import poll
 
     rt = _runtime()
@@ -93,10 +126,18 @@ def poll_job() -> None:
             return
         try:
             report = poll(rt.app, rt.get_graph())
-            rt.last["poll"] = rt.app.clock.now().isoformat()
-            log.info("poll job", extra={"new": report.new, "errors": len(report.errors)})
         except GovernanceError as exc:
-            log.warning("poll job failed", extra={"error": type(exc).__name__})
+            _failed(rt, "poll", exc)
+            return
+        log.info("poll job", extra={"new": report.new, "errors": len(report.errors)})
+        if report.errors:
+            # Discovery failed for some organisers: their recordings are not being found.
+            cause = report.causes[0] if report.causes else "other"
+            more = len(report.errors) - 1
+            problem = report.errors[0] + (f" (and {more} more)" if more else "")
+            _failed(rt, "poll", problem=classify(ValueError(problem))[1], cause=cause)
+        else:
+            _succeeded(rt, "poll")
 
 
 def process_job() -> None:
@@ -110,11 +151,11 @@ def process_job() -> None:
         # time); the interval only says how soon an idle worker looks again.
         report = process(rt.app, rt.get_services(), limit=None,
                          worker=rt.worker, should_stop=rt.stopping.is_set)
-        rt.last["process"] = rt.app.clock.now().isoformat()
         if report.outcomes:
             log.info("process job", extra={"items": len(report.outcomes)})
+        _succeeded(rt, "process")
     except GovernanceError as exc:
-        log.warning("process job failed", extra={"error": type(exc).__name__})
+        _failed(rt, "process", exc)
 
 
 def directory_job() -> None:
@@ -130,12 +171,17 @@ def directory_job() -> None:
             return
         try:
             report = refresh(rt.app, rt.get_graph())
-            rt.last["directory"] = rt.app.clock.now().isoformat()
-            log.info("directory job", extra={"examined": report.examined,
-                                             "added": report.identifiers_added,
-                                             "failed": report.error is not None})
         except GovernanceError as exc:
-            log.warning("directory job failed", extra={"error": type(exc).__name__})
+            _failed(rt, "directory", exc)
+            return
+        log.info("directory job", extra={"examined": report.examined,
+                                         "added": report.identifiers_added,
+                                         "failed": report.error is not None})
+        if report.error is not None:
+            _failed(rt, "directory", problem=safe_reason(
+                f"the directory could not be read ({str(report.error)[:300]})"), cause="graph")
+        else:
+            _succeeded(rt, "directory")
 
 
 def purge_job() -> None:
@@ -146,12 +192,12 @@ def purge_job() -> None:
         return
     try:
         report = purge_module.purge(rt.app, as_of=rt.app.clock.now())
-        rt.last["purge"] = rt.app.clock.now().isoformat()
         log.info("purge job", extra={"purged": getattr(report, "purged", None)})
+        _succeeded(rt, "purge")
     except LockedError:
         log.info("purge skipped: another worker is purging")
     except GovernanceError as exc:
-        log.warning("purge job failed", extra={"error": type(exc).__name__})
+        _failed(rt, "purge", exc)
 
 
 def checkpoint_job() -> None:
@@ -166,10 +212,10 @@ def checkpoint_job() -> None:
             return
         try:
             point = checkpoints.take(rt.app, reason="daily")
-            rt.last["checkpoint"] = rt.app.clock.now().isoformat()
             log.info("checkpoint job", extra={"head_seq": point.head_seq})
+            _succeeded(rt, "checkpoint")
         except (GovernanceError, OSError) as exc:
-            log.warning("checkpoint job failed", extra={"error": type(exc).__name__})
+            _failed(rt, "checkpoint", exc)
 
 
 def lock_job() -> None:
@@ -195,12 +241,6 @@ def _hold_daemon_lock(rt: Runtime) -> None:
 
 # -- health and metrics ---------------------------------------------------------------------
 
-def _recordings_by_state(app: AppContext) -> dict[str, int]:
-    with Session(app.engine) as session:
-        rows = session.exec(select(Recording.state, func.count()).group_by(Recording.state)).all()
-    return {state: int(count) for state, count in rows}
-
-
 class _HealthHandler(BaseHTTPRequestHandler):
     runtime: Runtime
 
@@ -208,21 +248,19 @@ class _HealthHandler(BaseHTTPRequestHandler):
         return
 
     def do_GET(self) -> None:
+        from meeting_governance.health import DatabaseCollector, check
+
         rt = self.runtime
         if self.path.startswith("/metrics"):
-            for state, count in _recordings_by_state(rt.app).items():
-                METRICS.recordings.labels(state=state).set(count)
-            body = generate_latest(METRICS.registry)
-            self._send(200, body, "text/plain; version=0.0.4")
+            database = CollectorRegistry()
+            database.register(DatabaseCollector(rt.app, rt.stopping.is_set))
+            self._send(200, scrape(database), "text/plain; version=0.0.4")
         elif self.path.startswith("/healthz"):
-            try:
-                counts = _recordings_by_state(rt.app)
-                status, code = "ok", 200
-            except GovernanceError:
-                counts, status, code = {}, "database unavailable", 503
-            payload = {"status": status, "worker": rt.worker, "recordings": counts,
-                       "last_runs": rt.last, "stopping": rt.stopping.is_set()}
-            self._send(code, json.dumps(payload).encode(), "application/json")
+            health = check(rt.app, stopping=rt.stopping.is_set())
+            payload = {**health.as_json(), "worker": rt.worker, "last_runs": rt.last,
+                       "stopping": rt.stopping.is_set()}
+            self._send(200 if health.ok else 503, json.dumps(payload).encode(),
+                       "application/json")
         else:
             self._send(404, b"not found", "text/plain")
 
@@ -287,13 +325,15 @@ def build_scheduler(rt: Runtime, *, only_process: bool = False) -> BackgroundSch
 
 
 def serve(settings: Settings, *, only_process: bool = False,
-          stop_event: threading.Event | None = None, parent: int | None = None) -> None:
+          stop_event: threading.Event | None = None, parent: int | None = None,
+          verbose: bool = False) -> None:
     """Run one daemon process until signalled (or `stop_event` is set, for tests); a worker
     started by `daemon --workers` (`parent`: its pid) also stops when that process is gone."""
     global _RUNTIME
-    configure_logging(settings.logging.level, settings.log_file)
+    configure_logging(settings.logging.level, settings.log_file, stderr=verbose)
     app = AppContext.open(settings)
     worker = settings.daemon.worker_id or worker_identity()
+    METRICS.worker.labels(worker=worker, role="worker" if only_process else "scheduler").set(1)
     app.actor = f"worker:{worker}"
     rt = Runtime(app=app, worker=worker, stopping=stop_event or threading.Event())
     try:
@@ -343,25 +383,53 @@ def serve(settings: Settings, *, only_process: bool = False,
         _RUNTIME = None
 
 
-def _child(config_file: str | None, home: str, threads: int, number: int, parent: int) -> None:
+def _child(config_file: str | None, home: str, threads: int, number: int, parent: int,
+           verbose: bool = False, metrics_dir: str | None = None) -> None:
     os.environ["MG_HOME"] = home
+    if metrics_dir:  # inherited too; set here so the metrics are on files before anything
+        enable_multiprocess(Path(metrics_dir), fresh=False)
     settings = load_settings(config_file)
     settings.transcription.cpu_threads = threads
     if settings.daemon.worker_id:  # each worker process has a name of its own in leases
         settings.daemon.worker_id = f"{settings.daemon.worker_id}/{number}"
-    serve(settings, only_process=True, parent=parent)
+    serve(settings, only_process=True, parent=parent, verbose=verbose)
+
+
+def metrics_directory(home: Path) -> Path:
+    """This daemon's multiprocess metrics files: `$MG_HOME/metrics/<pid>`, private, emptied at
+    start; directories left by daemons that are gone are removed."""
+    base = home / "metrics"
+    if base.is_dir():
+        for old in base.iterdir():
+            if old.name.isdigit() and not _alive(int(old.name)):
+                shutil.rmtree(old, ignore_errors=True)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return base / str(os.getpid())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_daemon(settings: Settings, *, workers: int | None = None,
-               config_file: Path | None = None) -> None:
+               config_file: Path | None = None, verbose: bool = False) -> None:
     """The CLI entry: this process schedules everything; `workers - 1` more only process.
 
     `workers` None takes `daemon.workers` (0: auto, see sizing.py); each worker gets
-    `transcription.cpu_threads` model threads, or its share of the cores when that is 0."""
+    `transcription.cpu_threads` model threads, or its share of the cores when that is 0.
+    Every process writes its metrics to files in one directory (Prometheus multiprocess
+    mode), which the one `/metrics` endpoint of this process reads. `verbose`: the log on
+    stderr too."""
     from meeting_governance.sizing import available_memory, host_cores, plan_workers
     from meeting_governance.transcribe import Transcriber
 
-    configure_logging(settings.logging.level, settings.log_file)
+    configure_logging(settings.logging.level, settings.log_file, stderr=verbose)
     device = Transcriber(settings.transcription).check()  # a missing model or GPU stops us now
     plan = plan_workers(settings.daemon.workers if workers is None else workers,
                         cores=host_cores(), threads=settings.transcription.cpu_threads,
@@ -370,19 +438,25 @@ def run_daemon(settings: Settings, *, workers: int | None = None,
     log.info("daemon workers", extra={"workers": plan.workers, "threads": plan.threads,
                                       "why": plan.reason})
     settings.transcription.cpu_threads = plan.threads
+    metrics_dir = metrics_directory(settings.home)
+    enable_multiprocess(metrics_dir, fresh=True)
     children: list[Any] = []
     ctx = multiprocessing.get_context("spawn")
-    for number in range(2, plan.workers + 1):
-        child = ctx.Process(target=_child, args=(str(config_file) if config_file else None,
-                                                 str(settings.home), plan.threads, number,
-                                                 os.getpid()), daemon=False)
-        child.start()
-        children.append(child)
     try:
-        serve(settings)
+        for number in range(2, plan.workers + 1):
+            child = ctx.Process(target=_child, args=(str(config_file) if config_file else None,
+                                                     str(settings.home), plan.threads, number,
+                                                     os.getpid(), verbose, str(metrics_dir)),
+                                daemon=False)
+            child.start()
+            children.append(child)
+        serve(settings, verbose=verbose)
     finally:
         for child in children:
             if child.pid and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
         for child in children:
             child.join(timeout=600)
+            if child.pid:
+                mark_process_dead(child.pid)
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -393,3 +393,20 @@ class LoginAttempt(SQLModel, table=True):
     attempt: str = Field(max_length=32, index=True)  # the two rows of one attempt share it
     at: datetime = Field(index=True, sa_type=UTCDateTime)
     outcome: str = Field(default="pending", max_length=10)  # pending | failed
+
+
+class JobRun(SQLModel, table=True):
+    """How each scheduled job last went, shared by every daemon process and host: what
+    `/healthz` and the last-success metric read. The error is a cause safe to show (a
+    configuration key, a Graph code, a status; addresses masked), never personal data."""
+
+    __tablename__ = "job_run"
+
+    job: str = Field(primary_key=True, max_length=40)
+    last_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failure_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_cause: str = Field(default="", max_length=40)
+    last_error: str = Field(default="", max_length=500)
+    failures: int = 0  # in a row, since the last success
+    worker: str = Field(default="", max_length=200)

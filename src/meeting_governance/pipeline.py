@@ -48,6 +48,7 @@ from meeting_governance.graph import (
     download_recording,
 )
 from meeting_governance.graph.recordings import group_organizers, link_fingerprint
+from meeting_governance.health import classify
 from meeting_governance.locks import LeaseKeeper, claim, release, renew_lease
 from meeting_governance.models import DeltaLink, Recording, Transcript
 from meeting_governance.observability import METRICS
@@ -129,6 +130,7 @@ class PollReport:
     seen: int
     errors: tuple[str, ...]
     restarted: tuple[str, ...] = ()  # organisers whose discovery started a new round
+    causes: tuple[str, ...] = ()  # the errors' causes (health.classify), for the metrics
 
 
 def _discovery_start(app: AppContext, stored: DeltaLink | None, now: datetime) -> datetime:
@@ -152,6 +154,7 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
     """
     new = seen = 0
     errors: list[str] = []
+    causes: list[str] = []
     restarted: list[str] = []
     scope = list(organizers if organizers is not None else app.settings.graph.organizers)
     group_id = app.settings.graph.organizer_group_id
@@ -160,6 +163,7 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
             scope.extend(m for m in group_organizers(graph, group_id) if m not in scope)
         except GraphError as exc:
             errors.append(f"organiser group {group_id}: {exc}")
+            causes.append(classify(exc)[0])
     now = app.clock.now()
     settings = app.settings.graph
     for index, organizer_id in enumerate(scope, start=1):
@@ -177,6 +181,7 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
                              start=_discovery_start(app, stored, now))
         except GraphError as exc:
             errors.append(f"organiser {organizer_id}: {exc}")
+            causes.append(classify(exc)[0])
             log.warning("discovery failed", extra={"organizer": organizer_id, "code": exc.code,
                                                     "status": exc.status})
             METRICS.errors.labels(kind="discovery").inc()
@@ -191,13 +196,14 @@ def poll(app: AppContext, graph: GraphClient, *, organizers: Sequence[str] | Non
                                          fingerprint)
         except DatabaseError as exc:
             errors.append(f"organiser {organizer_id}: {exc}")
+            causes.append("database")
             log.warning("storing discovered recordings failed", extra={"organizer": organizer_id})
             continue
         if progress:
             progress(index, len(scope))
     log.info("poll done", extra={"organizers": len(scope), "new": new, "seen": seen,
                                  "errors": len(errors), "restarted": len(restarted)})
-    return PollReport(len(scope), new, seen, tuple(errors), tuple(restarted))
+    return PollReport(len(scope), new, seen, tuple(errors), tuple(restarted), tuple(causes))
 
 
 def _store_discovery(app: AppContext, organizer_id: str, found: Discovery, now: datetime,

@@ -64,7 +64,7 @@ def daemon(
     from meeting_governance.daemon import run_daemon
 
     st = state(ctx)
-    run_daemon(st.settings(), workers=workers, config_file=st.config)
+    run_daemon(st.settings(), workers=workers, config_file=st.config, verbose=st.verbose)
 
 
 def poll(ctx: typer.Context,

@@ -30,7 +30,10 @@ def serve(ctx: typer.Context,
     shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
     url = web.base_url or f"http://{shown_host}:{bind_port}"
     console.print(f"serving the opt-out form at {url}/login (Ctrl-C to stop)")
+    # log_config=None: uvicorn keeps its hands off logging; logs.configure_logging (run by
+    # app_context) already sends its loggers through the JSON formatter and the masking.
     uvicorn.run(create_app(app_ctx), host=bind_host, port=bind_port, log_level="warning",
+                log_config=None,
                 **UVICORN_OPTIONS)
 
 
