@@ -81,7 +81,7 @@ class Naming:
 
 
 def _clock(seconds: float) -> str:
-    whole = max(0, int(round(seconds)))
+    whole = max(0, round(seconds))
     return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
