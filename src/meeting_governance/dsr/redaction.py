@@ -31,6 +31,7 @@ from meeting_governance import epochs, receipts
 from meeting_governance.context import AppContext
 from meeting_governance.db import checkpoint, is_sqlite
 from meeting_governance.epochs import Owner
+from meeting_governance.errors import InputError
 from meeting_governance.models import SpeakerLink, Transcript, TranscriptParticipant
 from meeting_governance.people import PersonIdentity
 from meeting_governance.store import content_owner, read_content, read_participants
@@ -173,12 +174,12 @@ def redact_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
                   policy: str | None = None) -> RedactionReport:
     """Remove the person's turns from every transcript of every meeting they attended, keeping
     everyone else's words; logs (or fulfils) a `kind` request and writes a signed receipt."""
-    from meeting_governance import dsr
+    from meeting_governance.dsr import requests as dsr
 
     who = dsr.subject(email, object_id)
     policy = policy or app.settings.dsr.redact_uncertain
     if policy not in POLICIES:
-        raise dsr.InputError(f"redaction policy {policy!r}: choose redact or keep")
+        raise InputError(f"redaction policy {policy!r}: choose redact or keep")
     reference = dsr.check_reference(reference) if reference else None
     actor = actor or app.actor
     blinds = set(dsr._blinds(app, who, identity))

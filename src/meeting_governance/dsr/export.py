@@ -1,0 +1,197 @@
+"""Access: the person's bundle (a zip) of opt-outs and transcripts of the meetings they attended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from meeting_governance import formats
+from meeting_governance.context import AppContext
+from meeting_governance.dsr.requests import (
+    _NOT_ASKED,
+    _blinds,
+    _complete,
+    _held_ids,
+    _live_transcripts,
+    _optouts_of,
+    _request_for,
+    list_requests,
+    subject,
+    subject_blind,
+)
+from meeting_governance.errors import InputError
+from meeting_governance.models import (
+    Recording,
+    RecordingParticipant,
+    Transcript,
+)
+from meeting_governance.people import PersonIdentity
+from meeting_governance.store import read_content, read_participants, subject_owner
+from meeting_governance.transcribe import Segment
+
+
+# -- access ---------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ExportReport:
+    reference: str
+    path: Path
+    sha256: str
+    size: int
+    transcript_ids: tuple[str, ...]
+    optouts: int
+    held: int
+
+
+def _segments(content: dict[str, Any]) -> list[Segment]:
+    """Segments of a stored document, leniently (older documents may lack some fields)."""
+    out = []
+    for item in content.get("segments") or []:
+        if isinstance(item, dict):
+            speaker = item.get("speaker")
+            out.append(Segment(start=float(item.get("start") or 0.0),
+                               end=float(item.get("end") or 0.0), text=str(item.get("text", "")),
+                               speaker=str(speaker) if speaker else None,
+                               speaker_source=str(item.get("speaker_source") or "unnamed")
+                               if speaker else None))
+    return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _own_entries(app: AppContext, people: list[dict[str, Any]],
+                 blinds: Sequence[str]) -> list[dict[str, Any]]:
+    """The person's own entries in a participant list; the other attendees are not theirs."""
+    wanted = set(blinds)
+    return [p for p in people
+            if wanted & set(app.vault.blind_identities(email=p.get("email"),
+                                                       object_id=p.get("object_id")))]
+
+
+def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
+                  email: str | None = None, object_id: str | None = None, out: Path,
+                  reference: str | None = None, actor: str | None = None) -> ExportReport:
+    """Write the person's bundle (a zip, 0600): manifest, opt-outs with history, transcripts.
+
+    Every decryption is audited with the request reference; the request is then completed.
+    Other attendees' names and addresses are left out: they are not the subject's data.
+    `identity` (`people.person_identity`) adds every other identifier of the person.
+    """
+    from meeting_governance import optouts as registry
+
+    who = subject(email, object_id)
+    actor = actor or app.actor
+    out = Path(out)
+    if out.exists():
+        raise InputError(f"{out} already exists; an export never overwrites a file")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent} is not a directory")
+    blind = subject_blind(app, who)
+    blinds = _blinds(app, who, identity)
+    with app.session() as session:
+        req = _request_for(app, session, "access", who, reference, actor)
+        ref = req.reference
+        rows = _live_transcripts(session, blinds)
+        held = _held_ids(session, [r.id for r in rows])
+        files: dict[str, str] = {}
+        meetings = []
+        for row in rows:
+            content = read_content(app, session, row)
+            topic = (app.vault.open_text(session, row.subject_item, owner=subject_owner(row.id))
+                     if row.subject_item else None)
+            own = _own_entries(app, read_participants(app, session, row), blinds)
+            app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
+                      actor=actor, reason="data-subject access", reference=ref)
+            base = f"transcripts/{row.id}"
+            files[f"{base}.json"] = json.dumps(content, ensure_ascii=False, indent=2)
+            files[f"{base}.vtt"] = formats.to_vtt(_segments(content))
+            meetings.append({
+                "transcript_id": row.id, "meeting_id": row.meeting_id, "subject": topic,
+                "meeting_start": _iso(row.meeting_start), "meeting_end": _iso(row.meeting_end),
+                "duration_s": row.duration_s, "language": row.language, "version": row.version,
+                "retention_policy": row.retention_policy, "retain_until": _iso(row.retain_until),
+                "legal_hold": row.id in held, "you_as_participant": own,
+                "files": [f"{base}.json", f"{base}.vtt"]})
+        opt_rows = _optouts_of(session, blinds)
+        opt_data = []
+        for opt in opt_rows:
+            view = registry.get_optout(app, session, opt.id)
+            trail = [{"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor,
+                      "action": e.action, "details": json.loads(e.details)}
+                     for e in registry.history(app, session, opt.id)]
+            app.audit(session, "optout.read", target_type="optout", target_id=opt.id,
+                      actor=actor, reason="data-subject access", reference=ref)
+            opt_data.append({**view.as_dict(), "history": trail})
+        files["optouts.json"] = json.dumps(opt_data, ensure_ascii=False, indent=2, default=str)
+        untranscribed = _recordings_without_transcript(session, blinds)
+        manifest = {
+            "reference": ref, "generated_at": app.clock.now().isoformat(),
+            "identities_searched": who.given(),
+            "identifiers_searched": len(blinds),
+            "how_identifiers_were_found": identity.note if identity else
+            PersonIdentity((blind,), False, _NOT_ASKED).note,
+            "counts": {"meetings": len(meetings) + len(untranscribed),
+                       "transcripts": len(meetings),
+                       "optouts": len(opt_data), "under_legal_hold": len(held)},
+            "meetings": meetings,
+            "recordings_not_transcribed": untranscribed,
+            "requests": [v.as_dict() for v in list_requests(app, session, blind=blind)],
+            "notes": ["Transcripts are the full text of meetings you attended; the names and "
+                      "addresses of the other attendees are not included.",
+                      "Each transcript is given as JSON (as stored) and WebVTT."],
+        }
+        files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=2, default=str)
+        digest, size = _write_zip(out, files)
+        app.audit(session, "dsr.export", target_type="dsr_request", target_id=ref, actor=actor,
+                  subject_blind=blind, identifiers=len(blinds), transcripts=len(meetings),
+                  optouts=len(opt_data), held=len(held), sha256=digest)
+        _complete(app, session, req, actor)
+    return ExportReport(reference=ref, path=out, sha256=digest, size=size,
+                        transcript_ids=tuple(r.id for r in rows),
+                        optouts=len(opt_data), held=len(held))
+
+
+def _recordings_without_transcript(session: Session,
+                                   blinds: str | Sequence[str]) -> list[dict[str, Any]]:
+    """Meetings the person attended that were not (or not yet) transcribed: metadata only."""
+    wanted = [blinds] if isinstance(blinds, str) else list(blinds)
+    with_transcript = select(Transcript.recording_id).where(
+        col(Transcript.recording_id).is_not(None), col(Transcript.purged_at).is_(None))
+    rows = session.exec(select(Recording).where(
+        col(Recording.id).in_(select(RecordingParticipant.recording_id).where(
+            col(RecordingParticipant.blind).in_(wanted))),
+        col(Recording.id).not_in(with_transcript)).order_by(col(Recording.id))).all()
+    return [{"meeting_id": r.meeting_id, "meeting_start": _iso(r.meeting_start),
+             "meeting_end": _iso(r.meeting_end), "state": r.state, "reason": r.reason}
+            for r in rows]
+
+
+def _write_zip(out: Path, files: dict[str, str]) -> tuple[str, int]:
+    """Write beside the target, 0600 from the first byte, then move into place."""
+    part = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle, \
+                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for name in ["manifest.json", *sorted(n for n in files if n != "manifest.json")]:
+                bundle.writestr(name, files[name])
+        os.replace(part, out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    data = out.read_bytes()
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
