@@ -224,11 +224,12 @@ def _typed(value: Any, kind: type[str]) -> str:
     return value
 
 
-def render(result: TranscriptResult, fmt: str) -> str:
-    """One of FORMATS; an unknown name is the caller's input error, listed with the choices."""
+def render(result: TranscriptResult, fmt: str, notes: Iterable[str] = ()) -> str:
+    """One of FORMATS; an unknown name is the caller's input error, listed with the choices.
+    `notes` (how named speakers were named) become WebVTT NOTE blocks."""
     name = fmt.lower().lstrip(".")
     if name == "vtt":
-        return to_vtt(result.segments)
+        return to_vtt(result.segments, notes)
     if name == "srt":
         return to_srt(result.segments)
     if name == "txt":

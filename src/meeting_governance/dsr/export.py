@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from meeting_governance import formats
+from meeting_governance import formats, speakers
 from meeting_governance.context import AppContext
 from meeting_governance.dsr.requests import (
     _NOT_ASKED,
@@ -30,8 +30,10 @@ from meeting_governance.dsr.requests import (
     subject,
     subject_blind,
 )
+from meeting_governance.epochs import Owner, standing
 from meeting_governance.errors import InputError
 from meeting_governance.models import (
+    DsrDecision,
     Recording,
     RecordingParticipant,
     Transcript,
@@ -82,17 +84,30 @@ def _own_entries(app: AppContext, people: list[dict[str, Any]],
 
 def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
                   email: str | None = None, object_id: str | None = None, out: Path,
-                  reference: str | None = None, actor: str | None = None) -> ExportReport:
+                  reference: str | None = None, actor: str | None = None,
+                  full_transcript: bool = False, reason: str | None = None) -> ExportReport:
     """Write the person's bundle (a zip, 0600): manifest, opt-outs with history, transcripts.
 
+    Each transcript holds the person's own turns in full (labels linked to them, `speakers`)
+    and everything else as "another participant spoke (start–end)": other people's words are
+    not the person's data. `full_transcript` (the DPO's choice, with a `reason`) gives the whole
+    text instead; the choice and the sealed reason are recorded against the request.
     Every decryption is audited with the request reference; the request is then completed.
-    Other attendees' names and addresses are left out: they are not the subject's data.
-    `identity` (`people.person_identity`) adds every other identifier of the person.
+    Other attendees' names and addresses are left out. `identity`
+    (`people.person_identity`) adds every other identifier of the person.
     """
     from meeting_governance import optouts as registry
 
     who = subject(email, object_id)
     actor = actor or app.actor
+    reason = " ".join((reason or "").split())
+    if full_transcript and not reason:
+        raise InputError("--full-transcript needs --reason: say why this person gets the other "
+                         "participants' words too (it is kept, sealed, with the request)")
+    if reason and not full_transcript:
+        raise InputError("--reason goes with --full-transcript (the default export needs none)")
+    if len(reason) > MAX_REASON:
+        raise InputError(f"--reason: too long ({len(reason)} characters; at most {MAX_REASON})")
     out = Path(out)
     if out.exists():
         raise InputError(f"{out} already exists; an export never overwrites a file")
@@ -103,6 +118,8 @@ def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
     with app.session() as session:
         req = _request_for(app, session, "access", who, reference, actor)
         ref = req.reference
+        if full_transcript:
+            record_decision(app, session, ref, reason, actor=actor)
         rows = _live_transcripts(session, blinds)
         held = _held_ids(session, [r.id for r in rows])
         files: dict[str, str] = {}
@@ -115,8 +132,12 @@ def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
             app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
                       actor=actor, reason="data-subject access", reference=ref)
             base = f"transcripts/{row.id}"
-            files[f"{base}.json"] = json.dumps(content, ensure_ascii=False, indent=2)
-            files[f"{base}.vtt"] = formats.to_vtt(_segments(content))
+            views = speakers.names_for(app, session, row, content)
+            document, vtt = (full_document(content, views) if full_transcript
+                             else own_document(content, views, own_labels(session, row.id,
+                                                                          blinds)))
+            files[f"{base}.json"] = json.dumps(document, ensure_ascii=False, indent=2)
+            files[f"{base}.vtt"] = vtt
             meetings.append({
                 "transcript_id": row.id, "meeting_id": row.meeting_id, "subject": topic,
                 "meeting_start": _iso(row.meeting_start), "meeting_end": _iso(row.meeting_end),
@@ -148,15 +169,18 @@ def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
             "meetings": meetings,
             "recordings_not_transcribed": untranscribed,
             "requests": [v.as_dict() for v in list_requests(app, session, blind=blind)],
-            "notes": ["Transcripts are the full text of meetings you attended; the names and "
-                      "addresses of the other attendees are not included.",
-                      "Each transcript is given as JSON (as stored) and WebVTT."],
+            "full_transcript": full_transcript,
+            "notes": [FULL_NOTE if full_transcript else OWN_NOTE,
+                      "The names and addresses of the other attendees are not included.",
+                      "Each transcript is given as JSON and WebVTT; a speaker shown by name "
+                      "says how it was named (attendance, teams_timeline or dpo)."],
         }
         files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=2, default=str)
         digest, size = _write_zip(out, files)
         app.audit(session, "dsr.export", target_type="dsr_request", target_id=ref, actor=actor,
                   subject_blind=blind, identifiers=len(blinds), transcripts=len(meetings),
-                  optouts=len(opt_data), held=len(held), sha256=digest)
+                  optouts=len(opt_data), held=len(held), sha256=digest,
+                  full_transcript=full_transcript)
         _complete(app, session, req, actor)
     return ExportReport(reference=ref, path=out, sha256=digest, size=size,
                         transcript_ids=tuple(r.id for r in rows),
@@ -195,3 +219,92 @@ def _write_zip(out: Path, files: dict[str, str]) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+
+
+# -- what of a transcript is the person's ------------------------------------------------------
+MAX_REASON = 1000
+DECISION_EPOCH = standing("dsr_decision")  # kept as long as the request log
+OWN_NOTE = ("Each transcript holds your own words in full (the speaker labels attributed to you) "
+            "and, for everyone else, only when another participant spoke.")
+FULL_NOTE = ("The data protection officer chose to give the full transcripts for this request "
+             "(the reason is recorded with the request).")
+OTHER = "another participant spoke"
+UNIDENTIFIED = "an unidentified participant spoke"
+
+
+def decision_owner(decision_id: str) -> Owner:
+    return Owner("dsr_decision", decision_id, "reason")
+
+
+def record_decision(app: AppContext, session: Session, reference: str, reason: str, *,
+                    actor: str) -> DsrDecision:
+    """The DPO chose the full transcript for `reference`: row, sealed reason, audit entry."""
+    decision_id = uuid.uuid4().hex
+    row = DsrDecision(id=decision_id, reference=reference, full_transcript=True,
+                      reason_item=app.vault.seal_text(session, reason, owner=decision_owner(
+                          decision_id), epoch=DECISION_EPOCH, purpose="dsr_reason"),
+                      decided_by=actor, decided_at=app.clock.now())
+    session.add(row)
+    session.flush()
+    app.audit(session, "dsr.full_transcript", target_type="dsr_request", target_id=reference,
+              actor=actor, decision_id=decision_id, reason_given=True)
+    return row
+
+
+def own_labels(session: Session, transcript_id: str, blinds: Sequence[str]) -> set[str]:
+    """Labels of the transcript linked to the person (under any of their identifiers)."""
+    wanted = set(blinds)
+    return {link.label for link in speakers.links(session, transcript_id)
+            if wanted & ({link.person_blind} | set(link.identifiers.split()))}
+
+
+def _span(start: float, end: float) -> str:
+    return f"{formats.vtt_timestamp(start)[:8]}–{formats.vtt_timestamp(end)[:8]}"
+
+
+def own_document(content: dict[str, Any], views: dict[str, speakers.SpeakerView],
+                 own: set[str]) -> tuple[dict[str, Any], str]:
+    """The person's own segments in full; each run of anyone else's as one placeholder with
+    its times only (named others: "another participant spoke", unnamed: "an unidentified
+    participant spoke"). No word, label or name of anyone else is carried over."""
+    items: list[dict[str, Any]] = []
+    for segment in _segments(content):
+        if segment.speaker in own:
+            view = views.get(segment.speaker or "")
+            shown = view.shown if view else segment.speaker
+            items.append({"start": segment.start, "end": segment.end, "text": segment.text,
+                          "speaker": shown, "speaker_source": view.method if view else None,
+                          "yours": True})
+            continue
+        kind = OTHER if segment.speaker and views.get(segment.speaker, None) is not None \
+            and views[segment.speaker].name else UNIDENTIFIED
+        last = items[-1] if items else None
+        if last is not None and not last.get("yours") and last["kind"] == kind:
+            last["end"] = max(last["end"], segment.end)
+        else:
+            items.append({"start": segment.start, "end": segment.end, "kind": kind,
+                          "yours": False})
+    for item in items:
+        if not item["yours"]:
+            item["text"] = f"{item.pop('kind')} ({_span(item['start'], item['end'])})"
+    cues = [Segment(start=i["start"], end=i["end"], text=i["text"],
+                    speaker=i["speaker"] if i["yours"] else None) for i in items]
+    notes = speakers.naming_notes({k: v for k, v in views.items() if k in own})
+    document = {"version": content.get("version"), "language": content.get("language"),
+                "duration": content.get("duration"), "segments": items,
+                "your_speaker_labels": sorted(own),
+                "how_you_were_named": notes}
+    return document, formats.to_vtt(cues, notes)
+
+
+def full_document(content: dict[str, Any], views: dict[str, speakers.SpeakerView]
+                  ) -> tuple[dict[str, Any], str]:
+    """The whole transcript (the DPO's choice), with names shown only where a link names the
+    label, and how."""
+    segments = speakers.named_segments(_segments(content), views)
+    notes = speakers.naming_notes(views)
+    document = {**content, "segments": [formats.segment_json(s) for s in segments],
+                "speakers": [{"label": v.label, "name": v.name, "method": v.method,
+                              "evidence": v.evidence} for v in views.values()]}
+    document.pop("turns", None)
+    return document, formats.to_vtt(segments, notes)

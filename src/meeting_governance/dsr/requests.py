@@ -19,10 +19,11 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from meeting_governance.context import AppContext
-from meeting_governance.errors import InputError, NotFoundError
+from meeting_governance.errors import InputError, NotFoundError, ShreddedError
 from meeting_governance.holds import active_holds, held_filter
 from meeting_governance.identity import validated_email, validated_object_id
 from meeting_governance.models import (
+    DsrDecision,
     DsrRequest,
     OptOut,
     RecordingParticipant,
@@ -86,18 +87,20 @@ class RequestView:
     handled_by: str
     overdue: bool
     days_left: int
+    full_transcript: bool = False  # the DPO chose the full transcript (reason: `decisions`)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _view(row: DsrRequest, now: datetime) -> RequestView:
+def _view(row: DsrRequest, now: datetime, full: bool = False) -> RequestView:
     is_open = row.status == "open"
     return RequestView(reference=row.reference, kind=row.kind, subject_blind=row.subject_blind,
                        received_at=row.received_at, due_at=row.due_at, status=row.status,
                        closed_at=row.closed_at, handled_by=row.handled_by,
                        overdue=is_open and row.due_at < now,
-                       days_left=(row.due_at - now).days if is_open else 0)
+                       days_left=(row.due_at - now).days if is_open else 0,
+                       full_transcript=full)
 
 
 def _next_reference(session: Session, year: int) -> str:
@@ -208,7 +211,46 @@ def list_requests(app: AppContext, session: Session, *, open_only: bool = False,
     if blind:
         query = query.where(DsrRequest.subject_blind == blind)
     rows = session.exec(query.order_by(col(DsrRequest.due_at), col(DsrRequest.reference))).all()
-    return [_view(r, now) for r in rows]
+    full = set(session.exec(select(DsrDecision.reference).where(
+        col(DsrDecision.full_transcript).is_(True))).all())
+    return [_view(r, now, r.reference in full) for r in rows]
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """A DPO's recorded choice for a request, with its reason (decrypted: audited)."""
+
+    reference: str
+    full_transcript: bool
+    reason: str | None
+    decided_by: str
+    decided_at: datetime
+
+
+def decisions(app: AppContext, reference: str, *, actor: str | None = None) -> list[DecisionView]:
+    """The choices recorded against a request (the full-transcript choice and its reason)."""
+    from meeting_governance.epochs import Owner
+
+    ref = check_reference(reference)
+    with app.session() as session:
+        if session.get(DsrRequest, ref) is None:
+            raise NotFoundError(f"request {ref} is not in the log; see `dsr list`")
+        rows = session.exec(select(DsrDecision).where(DsrDecision.reference == ref)
+                            .order_by(col(DsrDecision.decided_at))).all()
+        out = []
+        for row in rows:
+            try:
+                reason = (app.vault.open_text(session, row.reason_item,
+                                              owner=Owner("dsr_decision", row.id, "reason"))
+                          if row.reason_item else None)
+            except ShreddedError:
+                reason = None
+            out.append(DecisionView(ref, row.full_transcript, reason, row.decided_by,
+                                    row.decided_at))
+        if rows:
+            app.audit(session, "dsr.decision_read", target_type="dsr_request", target_id=ref,
+                      actor=actor, decisions=len(rows))
+        return out
 
 
 # -- finding what is held ---------------------------------------------------------------------
