@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import uuid
 import zipfile
@@ -258,8 +259,13 @@ def own_labels(session: Session, transcript_id: str, blinds: Sequence[str]) -> s
             if wanted & ({link.person_blind} | set(link.identifiers.split()))}
 
 
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def _span(start: float, end: float) -> str:
-    return f"{formats.vtt_timestamp(start)[:8]}–{formats.vtt_timestamp(end)[:8]}"
+    """Whole seconds that cover the speech: the start rounded down, the end up."""
+    return f"{_hms(max(0, math.floor(start)))}–{_hms(max(0, math.ceil(end)))}"
 
 
 def own_document(content: dict[str, Any], views: dict[str, speakers.SpeakerView],
