@@ -166,6 +166,37 @@ def name_by_timeline(turns: Sequence[SpeakerTurn], cues: Sequence[TimelineCue],
     return out
 
 
+def meeting_namings(people: Sequence[Mapping[str, Any]], presence: Sequence[Any],
+                    recording_start: datetime | None, turns: Sequence[SpeakerTurn],
+                    timelines: Sequence[str] | None) -> list[Naming]:
+    """Every naming the meeting's own evidence supports: attendance intervals
+    (`graph.participants.Presence`, matched to `people` by object id or address; a record that
+    matches nobody is a candidate that is never a name) and Teams' timelines. Teams' timeline
+    wins where both name a label. Nothing without the recording's start time."""
+    if recording_start is None or not turns:
+        return []
+    keys: dict[str, int] = {}
+    for index, person in enumerate(people):
+        for value in (person.get("object_id"), person.get("email")):
+            if value:
+                keys[str(value).lower()] = index
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for n, record in enumerate(presence):
+        key = next((keys[v.lower()] for v in (record.object_id, record.email)
+                    if v and v.lower() in keys), -1 - n)
+        spans.setdefault(key, []).extend(
+            (seconds_since(recording_start, a), seconds_since(recording_start, b))
+            for a, b in record.intervals)
+    presences = [Presence(key, key >= 0 and _identified(people[key]), tuple(found))
+                 for key, found in spans.items()]
+    by_label = {n.label: n for n in name_by_attendance(turns, presences)}
+    cues = [c for body in timelines or () for c in parse_timeline(body, recording_start)]
+    if cues:
+        by_label.update({n.label: n for n in name_by_timeline(turns, cues,
+                                                              display_names(people))})
+    return [by_label[label] for label in sorted(by_label)]
+
+
 # -- stored links ---------------------------------------------------------------------------
 def _participant_blinds(app: AppContext, person: Mapping[str, Any]) -> list[str]:
     return sorted(app.vault.blind_identities(email=person.get("email"),
@@ -358,7 +389,7 @@ def seconds_since(start: datetime, when: datetime) -> float:
 
 
 __all__ = ["METHODS", "Naming", "Presence", "SpeakerView", "TimelineCue", "assign",
-           "display_names", "labels_of", "links", "name_by_attendance", "name_by_timeline",
+           "display_names", "labels_of", "links", "meeting_namings", "name_by_attendance", "name_by_timeline",
            "names_for", "parse_timeline", "record", "speakers", "turns_of"]
 
 
