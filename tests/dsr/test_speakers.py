@@ -18,43 +18,26 @@ from meeting_governance.dsr.redaction import split_turns
 from meeting_governance.errors import InputError, NotFoundError, ShreddedError
 from meeting_governance.models import AuditEntry, DsrDecision, DsrRequest, SpeakerLink, Transcript, VaultItem
 from meeting_governance.receipts import verify_receipt
-from meeting_governance.store import NewTranscript, content_owner, read_content, store_transcript
-from meeting_governance.transcribe import Segment, TranscriptResult
+from meeting_governance.store import content_owner, read_content
 
 from ..conftest import scan_for
-from .helpers import ALICE, BOB, CAROL_OID, T0, person
-
-ALICE_WORDS = ("alice opens the quarterly review", "alice closes with the actions")
-BOB_WORDS = "bob reports the bravo numbers"
-UNNAMED_WORDS = "someone asks about parking"
-TIMELINE_TEXT = "teams heard marmalade zeppelin"
-
-
-def _result() -> TranscriptResult:
-    segments = (Segment(0.0, 4.0, ALICE_WORDS[0], "Speaker 1", "unnamed"),
-                Segment(4.0, 10.0, BOB_WORDS, "Speaker 2", "unnamed"),
-                Segment(10.0, 14.0, ALICE_WORDS[1], "Speaker 1", "unnamed"),
-                Segment(14.0, 18.0, UNNAMED_WORDS, "Speaker 3", "unnamed"))
-    turns = tuple(SpeakerTurn(s.start, s.end, s.speaker or "") for s in segments)
-    return TranscriptResult(segments=segments, language="en", language_probability=0.99,
-                            duration=18.0, model="tiny.en", turns=turns)
-
-
-PEOPLE = [person(ALICE, name="Alice Liddell"), person(BOB, name="Bob Builder"),
-          person(object_id=CAROL_OID, name="Carol Danvers")]
-
-
-def _store(app: AppContext, meeting_id: str = "m-1") -> Transcript:
-    with app.session() as session:
-        row = store_transcript(app, session, NewTranscript(
-            recording_id=None, meeting_id=meeting_id,
-            organizer_id="00000000-0000-0000-0000-0000000000aa", meeting_start=T0,
-            meeting_end=T0 + timedelta(minutes=30), subject="Quarterly review",
-            participants=PEOPLE, content_json=formats.to_json(_result()), language="en",
-            duration_s=18.0, model="tiny.en", retention_policy="standard",
-            retain_until=T0 + timedelta(days=90)))
-        session.expunge(row)
-        return row
+from .helpers import (
+    ALICE,
+    ALICE_WORDS,
+    BOB,
+    BOB_WORDS,
+    CAROL_OID,
+    PEOPLE,
+    T0,
+    TIMELINE_TEXT,
+    UNNAMED_WORDS,
+)
+from .helpers import (
+    labelled_result as _result,
+)
+from .helpers import (
+    labelled_transcript as _store,
+)
 
 
 def _name(app: AppContext, row: Transcript, *namings: speakers.Naming) -> None:
