@@ -204,7 +204,7 @@ def test_speakers_export_choices_and_redaction_on_the_command_line(
     code, out, exc = invoke(cli, "transcript", "speakers", labelled, "--name", "Speaker 2",
                             "--person", BOB, "--json")
     assert code == 0, exc
-    named = {v["label"]: v for v in json.loads(out[out.index("["):])}
+    named = {v["label"]: v for v in json.loads(out)}  # stdout: the JSON only
     assert (named["Speaker 2"]["name"], named["Speaker 2"]["method"]) == ("Bob Builder", "dpo")
 
     code, _, exc = invoke(cli, "dsr", "export", "--offline", "--email", ALICE, "--out", "f.zip",

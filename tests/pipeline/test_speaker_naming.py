@@ -157,7 +157,7 @@ def test_speakers_named_by_evidence_redacted_and_exported(naming_env: Env, three
     done = runner.invoke(cli_app, ["transcript", "speakers", row.id, "--name", labels[cy],
                                    "--person", CY_MAIL, "--json"])
     assert done.exit_code == 0, done.output
-    listed = {v["label"]: v for v in json.loads(done.stdout[done.stdout.index("["):])}
+    listed = {v["label"]: v for v in json.loads(done.stdout)}
     assert (listed[labels[cy]]["name"], listed[labels[cy]]["method"]) == ("Cy Third", "dpo")
     vtt = runner.invoke(cli_app, ["transcript", "export", row.id, "--format", "vtt"]).stdout
     assert "<v Ada First>" in vtt and "<v Bea Second>" in vtt and "<v Cy Third>" in vtt

@@ -222,6 +222,9 @@ def dsr_withdraw(
     turns also leave the transcripts already made."""
     who = dsr.subject(email, object_id)
     app = app_context(ctx)
+    # Resolved before anything changes: a directory that cannot be read stops it all here.
+    identity = identity_for(app, email=who.email, object_id=who.object_id,
+                            offline=offline) if redact_past else None
     registration, why_not = (None, "--offline") if offline else \
         registration_for(app, email=who.email, object_id=who.object_id)
     err_console.print(f"Resolves to: {registration.who.line()}" if registration
@@ -230,8 +233,7 @@ def dsr_withdraw(
                                   name=name, reference=reference)
     console.print(f"{report.reference}: opt-out {report.optout_id} added (all meetings).",
                   markup=False)
-    if redact_past:
-        identity = identity_for(app, email=who.email, object_id=who.object_id, offline=offline)
+    if identity is not None:
         _redact(app, identity, who, reference=report.reference, dry_run=False, yes=True,
                 as_json=False, kind="withdrawal")
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 import typer
 
 from meeting_governance import speakers
-from meeting_governance.cliutil import app_context, console, print_json, print_table
+from meeting_governance.cliutil import (
+    app_context,
+    console,
+    err_console,
+    print_json,
+    print_table,
+)
 from meeting_governance.errors import InputError
 
 
@@ -34,8 +40,9 @@ def speakers_command(
         raise InputError("naming a label needs both --name LABEL and --person ADDRESS")
     if name is not None and person is not None:
         link = speakers.assign(app, transcript_id, name, person, note=note)
-        console.print(f"{link.label} of transcript {link.transcript_id} is now named by dpo "
-                      "(audited).", markup=False)
+        (err_console if as_json else console).print(
+            f"{link.label} of transcript {link.transcript_id} is now named by dpo (audited).",
+            markup=False)
     views = speakers.speakers(app, transcript_id)
     if as_json:
         print_json([{"label": v.label, "name": v.name, "method": v.method,
