@@ -269,6 +269,14 @@ def test_export_gives_own_words_and_only_times_for_the_others(app: AppContext,
     with app.session() as session:
         assert [v.full_transcript for v in dsr.list_requests(app, session)
                 if v.reference == report.reference] == [False]
+    # The full transcript, chosen with a reason: every word, but the others stay unnamed.
+    full = tmp_path / "alice-full.zip"
+    dsr.export_person(app, email=ALICE, out=full, full_transcript=True, reason="her request")
+    files = _zip(full)
+    vtt = files[f"transcripts/{row.id}.vtt"]
+    assert BOB_WORDS in vtt and UNNAMED_WORDS in vtt
+    assert f"<v Alice Liddell>{ALICE_WORDS[0]}</v>" in vtt and "<v Speaker 2>" in vtt
+    assert "Bob Builder" not in "\n".join(files.values())
 
 
 def test_full_transcript_needs_a_reason_and_is_recorded(app: AppContext, tmp_path: Path) -> None:

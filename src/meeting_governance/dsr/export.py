@@ -134,9 +134,9 @@ def export_person(app: AppContext, identity: PersonIdentity | None = None, /, *,
                       actor=actor, reason="data-subject access", reference=ref)
             base = f"transcripts/{row.id}"
             views = speakers.names_for(app, session, row, content)
-            document, vtt = (full_document(content, views) if full_transcript
-                             else own_document(content, views, own_labels(session, row.id,
-                                                                          blinds)))
+            mine = own_labels(session, row.id, blinds)
+            document, vtt = (full_document(content, views, mine) if full_transcript
+                             else own_document(content, views, mine))
             files[f"{base}.json"] = json.dumps(document, ensure_ascii=False, indent=2)
             files[f"{base}.vtt"] = vtt
             meetings.append({
@@ -303,14 +303,16 @@ def own_document(content: dict[str, Any], views: dict[str, speakers.SpeakerView]
     return document, formats.to_vtt(cues, notes)
 
 
-def full_document(content: dict[str, Any], views: dict[str, speakers.SpeakerView]
-                  ) -> tuple[dict[str, Any], str]:
-    """The whole transcript (the DPO's choice), with names shown only where a link names the
-    label, and how."""
+def full_document(content: dict[str, Any], views: dict[str, speakers.SpeakerView],
+                  own: set[str]) -> tuple[dict[str, Any], str]:
+    """The whole transcript (the DPO's choice): every word, but only the person's own labels
+    carry a name (and how it was named); the other attendees' names stay out, as their
+    addresses do, so other labels read "Speaker N"."""
+    views = {label: view for label, view in views.items() if label in own}
     segments = speakers.named_segments(_segments(content), views)
     notes = speakers.naming_notes(views)
     document = {**content, "segments": [formats.segment_json(s) for s in segments],
-                "speakers": [{"label": v.label, "name": v.name, "method": v.method,
-                              "evidence": v.evidence} for v in views.values()]}
+                "your_speaker_labels": sorted(own),
+                "how_you_were_named": notes}
     document.pop("turns", None)
     return document, formats.to_vtt(segments, notes)
