@@ -241,3 +241,10 @@ def test_speakers_export_choices_and_redaction_on_the_command_line(
     assert "W-9: opt-out" in out and "W-9: redacted the person from 1 transcripts" in out
     code, out, _ = invoke(cli, "transcript", "show", labelled)
     assert not any(w in out for w in (*ALICE_WORDS, BOB_WORDS, UNNAMED_WORDS))
+
+
+def test_speakers_of_a_transcript_without_diarization(cli: CliRunner,
+                                                      seeded: dict[str, str]) -> None:
+    code, out, exc = invoke(cli, "transcript", "speakers", seeded["alice"])
+    assert code == 0, exc
+    assert "has no speaker labels" in out and "diarization.enabled" in out

@@ -48,5 +48,9 @@ def speakers_command(
         print_json([{"label": v.label, "name": v.name, "method": v.method,
                      "evidence": v.evidence, "assigned_by": v.assigned_by} for v in views])
         return
+    if not views:
+        console.print(f"Transcript {transcript_id} has no speaker labels (it was transcribed "
+                      "without diarization: diarization.enabled).", markup=False)
+        return
     print_table(f"Speakers of {transcript_id}", ["label", "shown as", "named by", "evidence"],
                 [[v.label, v.shown, v.method, v.evidence] for v in views])
