@@ -315,6 +315,9 @@ class AuditSettings(Section):
 
 class DsrSettings(Section):
     due_days: int = Field(30, ge=1)
+    # Redaction: a turn whose label is not named as somebody else (unnamed, or no label) may be
+    # the person's: "redact" removes it (when in doubt, out), "keep" leaves it. Counted either way.
+    redact_uncertain: Literal["redact", "keep"] = "redact"
 
 
 class StatsSettings(Section):

@@ -80,9 +80,12 @@ def _prefixed(segment: Segment) -> str:
     return f"{_one_line(segment.speaker)}: {text}" if segment.speaker else text
 
 
-def to_vtt(segments: Iterable[Segment]) -> str:
-    """WebVTT with one numbered cue per segment that has words."""
+def to_vtt(segments: Iterable[Segment], notes: Iterable[str] = ()) -> str:
+    """WebVTT with one numbered cue per segment that has words; `notes` become NOTE blocks
+    before the first cue (how each named speaker was named)."""
     lines = ["WEBVTT", ""]
+    for note in notes:
+        lines += [f"NOTE {_one_line(note).replace('-->', '->')}", ""]
     for index, segment in enumerate(_spoken(segments), start=1):
         lines += [
             str(index),
@@ -221,11 +224,12 @@ def _typed(value: Any, kind: type[str]) -> str:
     return value
 
 
-def render(result: TranscriptResult, fmt: str) -> str:
-    """One of FORMATS; an unknown name is the caller's input error, listed with the choices."""
+def render(result: TranscriptResult, fmt: str, notes: Iterable[str] = ()) -> str:
+    """One of FORMATS; an unknown name is the caller's input error, listed with the choices.
+    `notes` (how named speakers were named) become WebVTT NOTE blocks."""
     name = fmt.lower().lstrip(".")
     if name == "vtt":
-        return to_vtt(result.segments)
+        return to_vtt(result.segments, notes)
     if name == "srt":
         return to_srt(result.segments)
     if name == "txt":

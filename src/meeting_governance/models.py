@@ -410,3 +410,44 @@ class JobRun(SQLModel, table=True):
     last_error: str = Field(default="", max_length=500)
     failures: int = 0  # in a row, since the last success
     worker: str = Field(default="", max_length=200)
+
+
+class SpeakerLink(SQLModel, table=True):
+    """A speaker label of one transcript version named as a person, with the evidence.
+
+    No name or address: the person is the blind value of their object id (or address when that
+    is all that is known), plus every other identifier's blind value, so a data-subject request
+    under any of them finds the link. The name is read at display time from the transcript's
+    sealed participant list. `method` is how the label was named (`attendance`,
+    `teams_timeline`, `dpo`); `evidence` says why, in times and counts only.
+    """
+
+    __tablename__ = "speaker_link"
+    __table_args__ = (UniqueConstraint("transcript_id", "label"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    transcript_id: str = Field(foreign_key="transcript.id", index=True, max_length=40)
+    version: int = 1  # the transcript version the label was named on
+    label: str = Field(max_length=40)  # "Speaker 2", as diarization gave it
+    person_blind: str = Field(max_length=64, index=True)
+    identifiers: str = Field(default="", sa_column=Column(Text, nullable=False,
+                                                           server_default=""))
+    method: str = Field(max_length=16)  # attendance | teams_timeline | dpo
+    evidence: str = Field(default="", max_length=300)  # times and counts, never a name
+    assigned_by: str | None = Field(default=None, max_length=200)  # the DPO, for `dpo`
+    assigned_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DsrDecision(SQLModel, table=True):
+    """A DPO's choice for one request: the full transcript instead of the person's own turns.
+
+    The reason is sealed (it may name people) in the standing `dsr_decision` epoch."""
+
+    __tablename__ = "dsr_decision"
+
+    id: str = Field(primary_key=True, max_length=40)
+    reference: str = Field(foreign_key="dsr_request.reference", index=True, max_length=40)
+    full_transcript: bool = False
+    reason_item: str | None = Field(default=None, max_length=64)
+    decided_by: str = Field(default="", max_length=200)
+    decided_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

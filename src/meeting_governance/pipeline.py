@@ -28,7 +28,7 @@ from typing import Protocol
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlmodel import Session, col, select
 
-from meeting_governance import formats, holds, retention
+from meeting_governance import formats, holds, retention, speakers
 from meeting_governance.context import AppContext, worker_identity
 from meeting_governance.diarization import Diarization
 from meeting_governance.epochs import Owner
@@ -48,12 +48,13 @@ from meeting_governance.graph import (
     download_recording,
 )
 from meeting_governance.graph.recordings import group_organizers, link_fingerprint
+from meeting_governance.graph.transcripts import speaker_timelines
 from meeting_governance.health import classify
 from meeting_governance.locks import LeaseKeeper, claim, release, renew_lease
 from meeting_governance.models import DeltaLink, Recording, Transcript
 from meeting_governance.observability import METRICS
 from meeting_governance.states import State, transition
-from meeting_governance.store import NewTranscript, store_transcript
+from meeting_governance.store import NewTranscript, participant_dicts, store_transcript
 from meeting_governance.transcribe import Transcriber, TranscriptResult
 
 log = logging.getLogger(__name__)
@@ -411,14 +412,29 @@ def process_one(app: AppContext, services: Services, recording_id: int, worker: 
         except TranscriptionError as exc:
             return _fail(app, recording_id, worker, exc, retryable=True)
 
-        # 7. Check once more and store, in one transaction — only if we still hold the lease.
-        return _store(app, recording_id, worker, seen, result)
+        # 7. Teams' own speaker timeline, where the tenant has it (who spoke when; the words
+        # are dropped on parsing), then check once more and store, in one transaction — only
+        # if we still hold the lease.
+        timelines = _timelines(services.graph, organizer_id, meeting_id, window) \
+            if result.turns else None
+        return _store(app, recording_id, worker, seen, result, timelines)
     finally:
         _remove_media(app, recording_id)
 
 
+def _timelines(graph: GraphClient, organizer_id: str, meeting_id: str,
+               window: tuple[datetime | None, datetime | None]) -> list[str] | None:
+    """Teams' speaker timelines for this recording; any failure only means fewer names."""
+    try:
+        return speaker_timelines(graph, organizer_id, meeting_id, window)
+    except GraphError as exc:
+        log.warning("Teams speaker timeline could not be read; speakers named without it",
+                    extra={"status": exc.status, "code": exc.code})
+        return None
+
+
 def _store(app: AppContext, recording_id: int, worker: str, seen: Attendance,
-           result: TranscriptResult) -> Outcome:
+           result: TranscriptResult, timelines: Sequence[str] | None = None) -> Outcome:
     info = seen.info
     assert info is not None
     with app.session() as session:
@@ -453,6 +469,14 @@ def _store(app: AppContext, recording_id: int, worker: str, seen: Attendance,
             content_json=formats.to_json(result), language=result.language,
             duration_s=result.duration, model=result.model,
             retention_policy=assignment.policy, retain_until=assignment.retain_until))
+        # Speaker labels named only from the evidence recorded with them (speakers.py).
+        namings = speakers.meeting_namings(participant_dicts(seen.participants),
+                                           info.presence, rec.recorded_at, result.turns,
+                                           timelines)
+        if namings:
+            speakers.record(app, session, row, namings,
+                            people=participant_dicts(seen.participants),
+                            actor=f"worker:{worker}")
         # A hold on a person or a meeting set before this transcript existed covers it too.
         holds.refresh_flags(session, [row.id])
         transition(app, session, rec, State.STORED, reason="transcribed and stored",

@@ -49,6 +49,7 @@ from meeting_governance.locks import Lock, hold
 from meeting_governance.models import (
     Recording,
     RecordingParticipant,
+    SpeakerLink,
     Transcript,
     TranscriptParticipant,
     VaultItem,
@@ -192,6 +193,7 @@ def tombstone(app: AppContext, session: Session, rows: Sequence[Transcript], *, 
             wrapped_key=None, nonce=None, ciphertext=None, shredded_at=now))
     session.exec(delete(TranscriptParticipant).where(
         col(TranscriptParticipant.transcript_id).in_(ids)))
+    session.exec(delete(SpeakerLink).where(col(SpeakerLink.transcript_id).in_(ids)))
     facts = [(r.id, r.retention_policy, r.retain_until) for r in rows]
     session.exec(update(Transcript).where(
         col(Transcript.id).in_(ids)).values(

@@ -60,9 +60,7 @@ def store_transcript(app: AppContext, session: Session, new: NewTranscript, *,
     epoch = vault.retention_epoch(new.retain_until)
     content_item = vault.seal(session, new.content_json.encode("utf-8"), purpose="transcript",
                               owner=content_owner(tid), epoch=epoch)
-    people: list[dict[str, Any]] = [
-        {"kind": p.kind.value, "object_id": p.object_id, "email": p.email,
-         "display_name": p.display_name, "role": p.role} for p in new.participants]
+    people = participant_dicts(new.participants)
     participants_item = vault.seal_json(session, people, purpose="participants",
                                         owner=Owner("transcript", tid, "participants"),
                                         epoch=epoch)
@@ -83,6 +81,12 @@ def store_transcript(app: AppContext, session: Session, new: NewTranscript, *,
     for blind in sorted(participant_blinds(app, new.participants) | new.identifier_blinds):
         session.add(TranscriptParticipant(transcript_id=tid, blind=blind))
     return row
+
+
+def participant_dicts(participants: Sequence[Participant]) -> list[dict[str, Any]]:
+    """The participant list as it is sealed with a transcript (and read back)."""
+    return [{"kind": p.kind.value, "object_id": p.object_id, "email": p.email,
+             "display_name": p.display_name, "role": p.role} for p in participants]
 
 
 def content_owner(transcript_id: str) -> Owner:

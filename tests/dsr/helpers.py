@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from meeting_governance import formats
 from meeting_governance.context import AppContext
+from meeting_governance.diarization.turns import SpeakerTurn
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.models import Recording, RecordingParticipant, Transcript
 from meeting_governance.store import NewTranscript, store_transcript
@@ -56,3 +57,37 @@ def make_transcript(app: AppContext, *, words: Sequence[str], people: Sequence[P
             participants=list(people), content_json=content(*words), language="en",
             duration_s=duration_s, model="tiny.en", retention_policy="standard",
             retain_until=start + timedelta(days=90)))
+
+
+ALICE_WORDS = ("alice opens the quarterly review", "alice closes with the actions")
+BOB_WORDS = "bob reports the bravo numbers"
+UNNAMED_WORDS = "someone asks about parking"
+TIMELINE_TEXT = "teams heard marmalade zeppelin"
+
+
+def labelled_result() -> TranscriptResult:
+    segments = (Segment(0.0, 4.0, ALICE_WORDS[0], "Speaker 1", "unnamed"),
+                Segment(4.0, 10.0, BOB_WORDS, "Speaker 2", "unnamed"),
+                Segment(10.0, 14.0, ALICE_WORDS[1], "Speaker 1", "unnamed"),
+                Segment(14.0, 18.0, UNNAMED_WORDS, "Speaker 3", "unnamed"))
+    turns = tuple(SpeakerTurn(s.start, s.end, s.speaker or "") for s in segments)
+    return TranscriptResult(segments=segments, language="en", language_probability=0.99,
+                            duration=18.0, model="tiny.en", turns=turns)
+
+
+# Alice speaks first and third, Bob second, a third voice (nobody named) last.
+PEOPLE = [person(ALICE, name="Alice Liddell"), person(BOB, name="Bob Builder"),
+          person(object_id=CAROL_OID, name="Carol Danvers")]
+
+
+def labelled_transcript(app: AppContext, meeting_id: str = "m-1") -> Transcript:
+    with app.session() as session:
+        row = store_transcript(app, session, NewTranscript(
+            recording_id=None, meeting_id=meeting_id,
+            organizer_id="00000000-0000-0000-0000-0000000000aa", meeting_start=T0,
+            meeting_end=T0 + timedelta(minutes=30), subject="Quarterly review",
+            participants=PEOPLE, content_json=formats.to_json(labelled_result()), language="en",
+            duration_s=18.0, model="tiny.en", retention_policy="standard",
+            retain_until=T0 + timedelta(days=90)))
+        session.expunge(row)
+        return row

@@ -166,3 +166,85 @@ def test_transcript_edit_from_file_and_editor(cli: CliRunner, seeded: dict[str, 
     monkeypatch.setenv("EDITOR", "true")  # leaves the file unchanged
     code, _, _ = invoke(cli, "transcript", "edit", seeded["alice"], app=edit)
     assert code == 1 and _text(tmp_path, seeded["alice"]) == ["the quarterly figures"]
+
+
+@pytest.fixture
+def labelled(cli: CliRunner, tmp_path: Path) -> Iterator[str]:
+    """A transcript with three speakers; Alice's label named by attendance."""
+    from meeting_governance import speakers
+
+    from .helpers import labelled_transcript
+
+    ctx = AppContext.open(load_settings(None, home=tmp_path / "home"))
+    try:
+        row = labelled_transcript(ctx)
+        with ctx.session() as session:
+            fresh = session.get(Transcript, row.id)
+            assert fresh is not None
+            speakers.record(ctx, session, fresh,
+                            [speakers.Naming("Speaker 1", 0, "attendance", "alone")])
+    finally:
+        ctx.close()
+    yield row.id
+
+
+def test_speakers_export_choices_and_redaction_on_the_command_line(
+        cli: CliRunner, labelled: str, tmp_path: Path) -> None:
+    from .helpers import ALICE_WORDS, BOB_WORDS, UNNAMED_WORDS
+
+    code, out, exc = invoke(cli, "transcript", "speakers", labelled)
+    assert code == 0, exc
+    assert "Alice Liddell" in out and "attendance" in out and "unnamed" in out
+    # Bad input: a clear error, nothing changed.
+    code, _, exc = invoke(cli, "transcript", "speakers", labelled, "--name", "Speaker 2")
+    assert code != 0 and "needs both --name LABEL and --person ADDRESS" in str(exc)
+    code, _, exc = invoke(cli, "transcript", "speakers", labelled, "--name", "Speaker 2",
+                          "--person", "nobody@example.org")
+    assert code != 0 and "not a participant of this meeting" in str(exc)
+    code, out, exc = invoke(cli, "transcript", "speakers", labelled, "--name", "Speaker 2",
+                            "--person", BOB, "--json")
+    assert code == 0, exc
+    named = {v["label"]: v for v in json.loads(out)}  # stdout: the JSON only
+    assert (named["Speaker 2"]["name"], named["Speaker 2"]["method"]) == ("Bob Builder", "dpo")
+
+    code, _, exc = invoke(cli, "dsr", "export", "--offline", "--email", ALICE, "--out", "f.zip",
+                          "--full-transcript")
+    assert code != 0 and "--full-transcript needs --reason" in str(exc)
+    assert not (tmp_path / "f.zip").exists()
+    code, out, exc = invoke(cli, "dsr", "export", "--offline", "--email", BOB, "--out", "own.zip",
+                            "--reference", "A-1")
+    assert code == 0, exc
+    with zipfile.ZipFile(tmp_path / "own.zip") as bundle:
+        text = "\n".join(bundle.read(n).decode() for n in bundle.namelist())
+    assert BOB_WORDS in text and not any(w in text for w in (*ALICE_WORDS, UNNAMED_WORDS))
+    code, out, exc = invoke(cli, "dsr", "export", "--offline", "--email", BOB, "--out",
+                            "full.zip", "--reference", "A-2", "--full-transcript", "--reason",
+                            "court order 12")
+    assert code == 0, exc
+    code, out, exc = invoke(cli, "dsr", "decisions", "A-2")
+    assert code == 0 and "full transcript chosen" in out and "court order 12" in out
+    code, out, exc = invoke(cli, "dsr", "list")
+    assert "(full transcript given)" in out
+
+    code, out, exc = invoke(cli, "dsr", "erase", "--offline", "--email", ALICE, "--redact",
+                            "--dry-run")
+    assert code == 0, exc
+    assert "dry run: would redact the person from 1 transcripts" in out
+    code, out, exc = invoke(cli, "dsr", "erase", "--offline", "--email", ALICE, "--redact",
+                            "--reference", "E-9", "--yes")
+    assert code == 0, exc
+    assert "E-9: redacted the person from 1 transcripts (2 of their segments" in out
+    assert "receipt: " in out
+    code, out, exc = invoke(cli, "dsr", "withdraw", "--offline", "--email", BOB,
+                            "--redact-past", "--reference", "W-9")
+    assert code == 0, exc
+    assert "W-9: opt-out" in out and "W-9: redacted the person from 1 transcripts" in out
+    code, out, _ = invoke(cli, "transcript", "show", labelled)
+    assert not any(w in out for w in (*ALICE_WORDS, BOB_WORDS, UNNAMED_WORDS))
+
+
+def test_speakers_of_a_transcript_without_diarization(cli: CliRunner,
+                                                      seeded: dict[str, str]) -> None:
+    code, out, exc = invoke(cli, "transcript", "speakers", seeded["alice"])
+    assert code == 0, exc
+    assert "has no speaker labels" in out and "diarization.enabled" in out

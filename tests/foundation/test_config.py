@@ -276,3 +276,13 @@ def test_default_toml_documents_every_key() -> None:
                for section, key in _model_keys(Settings, "")
                if not any(key == k and _matches(s, section) for s, k in documented)]
     assert not missing, f"config/default.toml does not document: {', '.join(missing)}"
+
+
+def test_redaction_policy_from_the_environment_and_a_bad_one_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().dsr.redact_uncertain == "redact"  # when in doubt, out
+    monkeypatch.setenv("MG_DSR__REDACT_UNCERTAIN", "keep")
+    assert load_settings().dsr.redact_uncertain == "keep"
+    monkeypatch.setenv("MG_DSR__REDACT_UNCERTAIN", "maybe")
+    with pytest.raises(ConfigError, match=r"dsr\.redact_uncertain"):
+        load_settings()

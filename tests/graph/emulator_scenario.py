@@ -18,7 +18,10 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
+from meeting_governance.graph.emulator.scenario import CallTranscript, TranscriptCue
 
+# What Teams' own transcript heard in MEETING_FULL: our code must never keep it.
+TEAMS_SAID = "teams transcribed quokka semaphore"
 ORG_A = "11111111-1111-4111-8111-111111111111"
 ORG_B = "22222222-2222-4222-8222-222222222222"
 ORG_C = "33333333-3333-4333-8333-333333333333"  # recurring, empty-report and room meetings
@@ -129,7 +132,10 @@ def build_scenario() -> Scenario:
                     AttendanceRecord(id="o1", identity_id=ORG_C, seconds=60),)),)),
         meeting(MEETING_FULL, ORG_A, attendees=(
             Attendee(upn="member.one@contoso.example", object_id=_user(1), display_name="M1",
-                     tenant_id=TENANT),), attendance_reports=(full_report,)),
+                     tenant_id=TENANT),), attendance_reports=(full_report,),
+            transcripts=(CallTranscript(id="tr-full", created=start, end=end, cues=(
+                TranscriptCue(1.5, 4.0, "Owner A", TEAMS_SAID),
+                TranscriptCue(4.0, 9.25, "M1", TEAMS_SAID))),)),
         meeting(MEETING_MIXED, ORG_B, attendees=(
             Attendee(upn="", display_name="Guest without address", kind="guest"),),
             attendance_reports=(mixed_report,)),

@@ -17,6 +17,7 @@ import pytest
 from meeting_governance.graph import GraphClient, discover, group_organizers, resolve_participants
 from meeting_governance.graph.directory import lookup
 from meeting_governance.graph.meetings import find_meeting
+from meeting_governance.graph.transcripts import speaker_timelines
 
 from .emulator_scenario import (
     GROUP,
@@ -45,7 +46,8 @@ FAIRFAX_SCHEMA = Schema.load(FAIRFAX)
 # What each kind of call answers (the client's `kind` label → the item type of the answer).
 COLLECTIONS = {"discovery": "callRecording", "attendance_reports": "meetingAttendanceReport",
                "attendance_records": "attendanceRecord", "directory": "user",
-               "meeting_lookup": "onlineMeeting", "group_members": "user"}
+               "meeting_lookup": "onlineMeeting", "group_members": "user",
+               "transcripts": "callTranscript"}
 ENTITIES = {"meeting": "onlineMeeting"}
 
 
@@ -142,6 +144,7 @@ def reads(emulator_session: Any) -> set[tuple[str, str]]:
                                    (ORG_C, MEETING_ROOM)]:
             resolve_participants(client, organizer, meeting, window=WINDOW)
         resolve_participants(client, ORG_C, MEETING_RECURRING, window=OCCURRENCES[1])
+        assert speaker_timelines(client, ORG_A, MEETING_FULL, WINDOW)
         lookup(client, object_ids=[JANE, LEE], addresses=["team@contoso.example", LEE_UPN,
                                                           "nobody@contoso.example"])
         group_organizers(client, GROUP)
@@ -161,6 +164,8 @@ def test_every_property_the_client_reads_is_in_the_worldwide_schema(reads):
                      ("communicationsIdentitySet", "azureCommunicationServicesUser"),
                      ("meetingAttendanceReport", "meetingStartDateTime"),
                      ("attendanceRecord", "emailAddress"), ("user", "proxyAddresses"),
+                     ("attendanceRecord", "attendanceIntervals"),
+                     ("attendanceInterval", "joinDateTime"), ("callTranscript", "endDateTime"),
                      ("user", "otherMails")]:
         assert expected in reads
 
@@ -206,6 +211,11 @@ def test_every_property_the_emulator_writes_is_in_the_worldwide_schema(emulator,
     found = _get(client, f"/users/{ORG_C}/onlineMeetings?$filter=joinMeetingIdSettings/"
                          "joinMeetingId%20eq%20'123456789012'")
     check_collection(PROD_SCHEMA, found, "onlineMeeting", "lookup", problems)
+    transcripts = _get(client, full + "/transcripts")
+    check_collection(PROD_SCHEMA, transcripts, "callTranscript", "transcripts", problems)
+    assert transcripts["value"], "the oracle must see a transcript"
+    check(PROD_SCHEMA, _get(client, full + "/transcripts/tr-full"), "callTranscript",
+          "transcript", problems)
     assert problems == []
 
 

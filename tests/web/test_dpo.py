@@ -26,6 +26,7 @@ from .conftest import Web, csrf_from
 
 DPO_GETS = ["/dpo", "/dpo/person", "/dpo/requests", "/dpo/holds", "/dpo/stats"]
 DPO_POSTS = ["/dpo/person", "/dpo/person/export", "/dpo/person/erase", "/dpo/person/withdraw",
+             "/dpo/person/redact", "/dpo/transcripts/nosuch/speakers",
              "/dpo/requests", "/dpo/requests/REF-1/close", "/dpo/holds",
              "/dpo/holds/nohold/release"]
 

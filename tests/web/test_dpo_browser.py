@@ -99,7 +99,7 @@ def test_find_export_and_erase(dpo_page: Any, dpo_served: str, web: Web,
     page.screenshot(path=str(tmp_path / "dpo-person.png"), full_page=True)
 
     with page.expect_download() as info:
-        page.get_by_role("button", name="Export everything (zip)").click()
+        page.get_by_role("button", name="Export (zip)").click()
     download = info.value
     assert download.suggested_filename.startswith("DSR-")
     assert download.suggested_filename.endswith(".zip")

@@ -56,6 +56,10 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/dpo/person/export"): DPO_UP,
     ("POST", "/dpo/person/erase"): DPO_UP,
     ("POST", "/dpo/person/withdraw"): DPO_UP,
+    ("POST", "/dpo/person/redact"): DPO_UP,
+    # Naming a speaker and reading the labels decrypts a transcript: the DPO's.
+    ("GET", "/dpo/transcripts/{transcript_id}/speakers"): DPO_UP,
+    ("POST", "/dpo/transcripts/{transcript_id}/speakers"): DPO_UP,
     ("GET", "/dpo/requests"): DPO_UP,
     ("POST", "/dpo/requests"): DPO_UP,
     ("POST", "/dpo/requests/{reference}/close"): DPO_UP,
@@ -115,10 +119,17 @@ def _new_hold(web: Web) -> str:
     return holds.set_hold(web.ctx, reason="case", meeting_id=f"m-{next(_counter)}").id
 
 
+def _new_transcript(web: Web) -> str:
+    from ..dsr.helpers import labelled_transcript
+
+    return labelled_transcript(web.ctx).id
+
+
 def concrete_path(web: Web, path: str) -> str:
     """A route's path with fresh objects for its parameters."""
     for name, make in (("{optout_id}", _new_optout), ("{name}", _new_user),
-                       ("{reference}", _new_request), ("{hold_id}", _new_hold)):
+                       ("{reference}", _new_request), ("{hold_id}", _new_hold),
+                       ("{transcript_id}", _new_transcript)):
         if name in path:
             path = path.replace(name, make(web))
     return path
@@ -160,6 +171,10 @@ def call(web: Web, client: TestClient, method: str, path: str, *, csrf: bool = T
         form = {"kind": "meeting", "target": f"m-{next(_counter)}", "reason": "complaint"}
     elif path == "/dpo/holds/{hold_id}/release":
         form = {"reason": "case closed"}
+    elif path == "/dpo/transcripts/{transcript_id}/speakers":
+        from ..dsr.helpers import BOB
+
+        form = {"label": "Speaker 2", "person": BOB}
     if json_body is not None:
         return client.post(concrete, json=json_body, headers=headers)
     return client.post(concrete, data=form, files=files, headers=headers)

@@ -17,7 +17,7 @@ from meeting_governance.cliutil import (
     print_table,
     state,
 )
-from meeting_governance.commands import transcript_edit
+from meeting_governance.commands import transcript_edit, transcript_speakers
 from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.models import Recording, Transcript
 
@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(recordings_app, name="recordings")
     app.add_typer(transcript_app, name="transcript")
     transcript_edit.register(transcript_app)
+    transcript_speakers.register(transcript_app)
 
 
 def demo(
@@ -205,12 +206,23 @@ def transcript_list(
 
 
 def _read(ctx: typer.Context, transcript_id: str, reason: str) -> tuple[dict, str | None]:
+    """The document with named speakers applied (name and how it was named; unnamed stay
+    "Speaker N"), and the meeting subject; audited."""
+    import json
+
+    from meeting_governance import speakers
     from meeting_governance.store import get_transcript, read_content, subject_owner
 
     app = app_context(ctx)
     with app.session() as session:
         row = get_transcript(session, transcript_id)
         content = read_content(app, session, row)
+        views = speakers.names_for(app, session, row, content)
+        if any(v.name for v in views.values()):
+            result = formats.from_json(json.dumps(content))
+            named = speakers.named_segments(result.segments, views)
+            content = {**content, "segments": [formats.segment_json(x) for x in named],
+                       "speaker_notes": speakers.naming_notes(views)}
         subject = (app.vault.open_text(session, row.subject_item, owner=subject_owner(row.id))
                    if row.subject_item else None)
         app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
@@ -226,7 +238,10 @@ def transcript_show(
 ) -> None:
     """Decrypt and print one transcript; the access is audited (who and why)."""
     content, subject = _read(ctx, transcript_id, reason)
+    notes = content.pop("speaker_notes", [])
     result = formats.from_json(__import__("json").dumps(content))
+    for note in notes:
+        console.print(f"# {note}", markup=False, highlight=False)
     if subject:
         console.print(f"[bold]{subject}[/]", markup=True, highlight=False)
     console.print(f"language {result.language}, {result.duration:.1f} s, model {result.model}")
@@ -250,7 +265,8 @@ def transcript_export(
     if fmt not in formats.FORMATS:
         raise InputError(f"--format {fmt!r} is not supported; allowed: {', '.join(formats.FORMATS)}")
     content, _ = _read(ctx, transcript_id, reason or f"export {fmt}")
-    text = formats.render(formats.from_json(json.dumps(content)), fmt)
+    notes = content.pop("speaker_notes", [])
+    text = formats.render(formats.from_json(json.dumps(content)), fmt, notes)
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 # How a speaker label was named. "unnamed" ("Speaker 2") is all diarization itself can say;
 # the others are evidence recorded with the label (the attendance report, Teams' own speaker
 # timeline, a DPO who listened), never a guess.
-SPEAKER_SOURCES = ("unnamed", "attendance", "teams", "dpo")
+SPEAKER_SOURCES = ("unnamed", "attendance", "teams_timeline", "dpo", "teams")  # "teams": older name
 UNNAMED = "unnamed"
 # A segment with no turn under it takes the nearest turn's speaker only this close (seconds).
 NEAREST_TURN_S = 1.0

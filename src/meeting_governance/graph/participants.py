@@ -50,6 +50,16 @@ ATTENDANCE_GAPS = frozenset({GAP_NO_ATTENDANCE, GAP_OTHER_OCCURRENCE, GAP_EMPTY_
 
 
 @dataclass(frozen=True, slots=True)
+class Presence:
+    """When one attendance record's person was in the meeting (`attendanceIntervals`), kept in
+    memory only: speaker naming reads it (`speakers.name_by_attendance`)."""
+
+    object_id: str | None
+    email: str | None
+    intervals: tuple[tuple[datetime, datetime], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MeetingInfo:
     participants: tuple[Participant, ...]
     complete: bool  # every participant identifiable and attendance known
@@ -65,6 +75,7 @@ class MeetingInfo:
     attendance_end: datetime | None = None
     reports_used: int = 0
     reports_total: int = 0
+    presence: tuple[Presence, ...] = ()  # join/leave of each attendance record used
 
     @property
     def attendance_known(self) -> bool:
@@ -249,6 +260,7 @@ def _resolve(client: GraphClient, organizer_id: str, meeting_id: str,
     if not reports:
         gaps.append(GAP_NO_ATTENDANCE)
     records_seen = 0
+    presence: list[Presence] = []
     for report in used:
         records = report.get("attendanceRecords")
         if not isinstance(records, list):
@@ -257,7 +269,10 @@ def _resolve(client: GraphClient, organizer_id: str, meeting_id: str,
                 kind="attendance_records")
         rows = [r for r in records if isinstance(r, dict)]
         records_seen += len(rows)
-        candidates.extend(_from_record(r) for r in rows)
+        for row in rows:
+            person = _from_record(row)
+            candidates.append(person)
+            presence.append(Presence(person.object_id, person.email, _intervals(row)))
     if used and not records_seen:
         gaps.append(GAP_EMPTY_REPORT)
 
@@ -283,8 +298,22 @@ def _resolve(client: GraphClient, organizer_id: str, meeting_id: str,
         attendance_end=max(ends, default=None),
         reports_used=len(used),
         reports_total=len(reports),
+        presence=tuple(presence),
     )
 
 
-__all__ = ["ATTENDANCE_GAPS", "MeetingInfo", "gap_of", "merge_participants",
+def _intervals(record: dict[str, Any]) -> tuple[tuple[datetime, datetime], ...]:
+    """The record's (join, leave) intervals; one we cannot place in time is left out."""
+    out = []
+    for item in record.get("attendanceIntervals") or []:
+        if not isinstance(item, dict):
+            continue
+        join = parse_graph_datetime(item.get("joinDateTime"))
+        leave = parse_graph_datetime(item.get("leaveDateTime"))
+        if join is not None and leave is not None and leave > join:
+            out.append((join, leave))
+    return tuple(out)
+
+
+__all__ = ["ATTENDANCE_GAPS", "MeetingInfo", "Presence", "gap_of", "merge_participants",
            "resolve_participants"]

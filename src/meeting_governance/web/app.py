@@ -21,7 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError, NotFoundError
-from meeting_governance.web import admin, api, api_review, auth, dpo, dpo_person, entra, pages
+from meeting_governance.web import admin, api, api_review, auth, dpo, dpo_person, dpo_speakers, entra, pages
 from meeting_governance.web.lookups import GraphMeetingResolver, PageGraph
 from meeting_governance.web.reviewed import ReviewSeal
 from meeting_governance.web.security import (
@@ -148,6 +148,7 @@ def create_app(app_ctx: AppContext) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(dpo.router)
     app.include_router(dpo_person.router)
+    app.include_router(dpo_speakers.router)
     app.include_router(api.router)
     app.include_router(api_review.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

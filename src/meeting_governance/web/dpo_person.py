@@ -179,7 +179,9 @@ def _refused(request: Request, who_text: str, reference: str, only_given: bool,
         return _page(request, who_text, errors={"who": str(bad)}, status=422)
     except DirectoryUnreadable as unread:
         return _page(request, who_text, directory=unread.problem, status=status)
-    return _page(request, who_text, found=found, errors={"reference": str(exc)},
+    key = "full_reason" if "--full-transcript" in str(exc) or "--reason" in str(exc) \
+        else "reference"
+    return _page(request, who_text, found=found, errors={key: str(exc)},
                  reference=reference, only_given=only_given, status=422)
 
 
@@ -206,16 +208,23 @@ def person_find(request: Request, principal: Principal = _desk(csrf=True),
 def person_export(request: Request, principal: Principal = _desk(csrf=True),
                   who: str = Form("", max_length=4000),
                   reference: str = Form("", max_length=100),
-                  only_given: bool = Form(False)) -> Response:
+                  only_given: bool = Form(False),
+                  full_transcript: bool = Form(False),
+                  full_reason: str = Form("", max_length=4000)) -> Response:
     """The access bundle as a download. It is built in a private temporary directory and read
-    back into memory, so the decrypted zip does not outlive the request on disk."""
+    back into memory, so the decrypted zip does not outlive the request on disk. By default
+    each transcript holds the person's own turns only; `full_transcript` with a reason gives
+    the whole text and records the choice with the request."""
     ctx = ctx_of(request)
     try:
         found = find(request, who, only_given)
         with tempfile.TemporaryDirectory(prefix=".dsr-export-", dir=ctx.settings.home) as tmp:
-            report = dsr.export_person(ctx, found.identity, **found.ident,
+            report = dsr.export_person(ctx, found.identity, email=found.ident.get("email"),
+                                       object_id=found.ident.get("object_id"),
                                        out=Path(tmp) / "bundle.zip",
-                                       reference=_reference(reference), actor=principal.actor)
+                                       reference=_reference(reference), actor=principal.actor,
+                                       full_transcript=full_transcript,
+                                       reason=full_reason or None)
             data = report.path.read_bytes()
     except (InputError, DirectoryUnreadable) as exc:
         return _refused(request, who, reference, only_given, exc, status=503)

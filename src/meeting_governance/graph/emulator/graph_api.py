@@ -30,6 +30,7 @@ from meeting_governance.graph.emulator.scenario import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,
+    CallTranscript,
     Meeting,
     Person,
     Recording,
@@ -240,24 +241,59 @@ class GraphState:
     def record_json(self, m: Meeting, r: AttendanceRecord,
                     report: AttendanceReport | None = None) -> dict[str, Any]:
         start = (report.start if report else None) or m.start or datetime.now(UTC)
-        leave = start.timestamp() + r.seconds
         identity: dict[str, Any] = {"id": r.identity_id or None,
                                     "displayName": r.display_name or None}
         if r.tenant_id:  # a Teams user: communicationsUserIdentity carries the tenant
             identity = {"@odata.type": f"{_TYPE}communicationsUserIdentity", **identity,
                         "tenantId": r.tenant_id}
+        spans = r.intervals or ((0.0, float(r.seconds)),)
+        intervals = [{
+            "joinDateTime": iso(datetime.fromtimestamp(start.timestamp() + join, UTC)),
+            "leaveDateTime": iso(datetime.fromtimestamp(start.timestamp() + left, UTC)),
+            "durationInSeconds": round(left - join),
+        } for join, left in spans]
         return {
             "id": r.id,
             "emailAddress": r.email or None,
-            "totalAttendanceInSeconds": r.seconds,
+            "totalAttendanceInSeconds": (sum(round(b - a) for a, b in r.intervals)
+                                         if r.intervals else r.seconds),
             "role": r.role,
             "identity": identity,
-            "attendanceIntervals": [{
-                "joinDateTime": iso(start),
-                "leaveDateTime": iso(datetime.fromtimestamp(leave, UTC)),
-                "durationInSeconds": r.seconds,
-            }],
+            "attendanceIntervals": intervals,
         }
+
+    def transcript_json(self, organizer: str, m: Meeting, t: CallTranscript) -> dict[str, Any]:
+        """A `callTranscript` as Graph v1.0 returns it (List/Get transcripts)."""
+        base = (f"{self.base_url}/users/{organizer}/onlineMeetings/{quote(m.id, safe='')}"
+                f"/transcripts/{quote(t.id, safe='')}")
+        return {
+            "id": t.id, "meetingId": m.id, "callId": None, "contentCorrelationId": None,
+            "createdDateTime": iso(t.created or m.start),
+            "endDateTime": iso(t.end or m.end),
+            "transcriptContentUrl": f"{base}/content",
+            "meetingOrganizer": {"application": None, "device": None,
+                                 "user": {"id": organizer, "displayName": None}},
+        }
+
+    def transcript_metadata(self, meeting_id: str, transcript_id: str) -> str | None:
+        """`metadataContent`: WebVTT whose cue payloads are JSON objects (start and end as
+        date-times, speakerName, spokenText, spokenLanguage), as Microsoft documents it."""
+        meeting = self.meeting(meeting_id)
+        t = next((x for x in meeting.transcripts if x.id == transcript_id), None) \
+            if meeting else None
+        if meeting is None or t is None:
+            return None
+        origin = (t.created or meeting.start or datetime.now(UTC)).timestamp()
+        lines = ["WEBVTT", ""]
+        for cue in t.cues:
+            start = datetime.fromtimestamp(origin + cue.start, UTC)
+            end = datetime.fromtimestamp(origin + cue.end, UTC)
+            lines += [f"{_vtt_clock(cue.start)} --> {_vtt_clock(cue.end)}",
+                      json.dumps({"startDateTime": start.isoformat(),
+                                  "endDateTime": end.isoformat(),
+                                  "speakerName": cue.speaker, "spokenText": cue.text,
+                                  "spokenLanguage": cue.language}), ""]
+        return "\n".join(lines)
 
     # -- routes ------------------------------------------------------------------------------
     def handle(self, raw_path: str, raw_query: str, *, attendance_missing: bool = False,
@@ -301,6 +337,16 @@ class GraphState:
         if tail[0] == "attendanceReports":
             reports = () if attendance_missing else meeting.attendance_reports
             return self._attendance(route.organizer, meeting, reports, tail[1:], query)
+        if tail[0] == "transcripts":
+            if len(tail) == 1:
+                return {"@odata.context": f"{self.base_url}/$metadata#users('{route.organizer}')"
+                                          f"/onlineMeetings('{meeting.id}')/transcripts",
+                        "value": [self.transcript_json(route.organizer, meeting, t)
+                                  for t in meeting.transcripts]}
+            found = next((t for t in meeting.transcripts if t.id == unquote(tail[1])), None)
+            if found is None or len(tail) > 2:
+                raise ApiError(404, "NotFound", "The transcript was not found.")
+            return self.transcript_json(route.organizer, meeting, found)
         if tail[0] == "recordings":
             recs = [r for _, r in self.recordings() if r.meeting == meeting.id]
             if len(tail) == 1:
@@ -435,3 +481,9 @@ class GraphState:
                     "after": state["upto"], "g": state.get("g"), "t": time.time()}
             body["@odata.deltaLink"] = f"{link}?deltaToken={_encode_state(done)}"
         return body
+
+
+def _vtt_clock(seconds: float) -> str:
+    millis = max(0, round(seconds * 1000))
+    return (f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:"
+            f"{millis // 1000 % 60:02d}.{millis % 1000:03d}")

@@ -69,6 +69,9 @@ class AttendanceRecord:
     role: str = "Attendee"
     seconds: int = 0
     tenant_id: str = ""
+    # (join, leave) in seconds after the report's start; empty: one interval of `seconds`
+    # from the start (as before). Several: someone who left and came back.
+    intervals: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,28 @@ class AttendanceReport:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptCue:
+    """One cue of Teams' own transcript: who spoke from `start` to `end` seconds after the
+    transcript's `created` time, and what Teams heard (`text`, which our code must drop)."""
+
+    start: float
+    end: float
+    speaker: str
+    text: str = ""
+    language: str = "en-us"
+
+
+@dataclass(frozen=True, slots=True)
+class CallTranscript:
+    """A `callTranscript` of a meeting (the tenant has meeting transcription on)."""
+
+    id: str
+    created: datetime | None = None
+    end: datetime | None = None
+    cues: tuple[TranscriptCue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Meeting:
     id: str
     organizer: str
@@ -93,6 +118,7 @@ class Meeting:
     attendees: tuple[Attendee, ...] = ()
     attendance_reports: tuple[AttendanceReport, ...] = ()
     join_meeting_id: str = ""  # joinMeetingIdSettings.joinMeetingId: the short link's number
+    transcripts: tuple[CallTranscript, ...] = ()  # Teams' own transcripts (none: not enabled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +242,9 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
         reports = []
         for j, r in enumerate(m.pop("attendance_reports", [])):
             r = dict(r)
-            records = tuple(_build(AttendanceRecord, rec, f"{where}.attendance_reports[{j}]")
+            records = tuple(_build(AttendanceRecord, {**rec, "intervals": tuple(
+                                (float(a), float(b)) for a, b in rec.get("intervals", ()))},
+                                   f"{where}.attendance_reports[{j}]")
                             for rec in r.pop("records", []))
             for key in ("start", "end"):
                 r[key] = _dt(r.get(key), f"{where}.attendance_reports[{j}].{key}")
@@ -228,8 +256,18 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
                                   f"{', '.join(ATTENDEE_KINDS)}")
         m["start"] = _dt(m.get("start"), f"{where}.start")
         m["end"] = _dt(m.get("end"), f"{where}.end")
+        transcripts = []
+        for j, t in enumerate(m.pop("transcripts", [])):
+            t = dict(t)
+            cues = tuple(_build(TranscriptCue, c, f"{where}.transcripts[{j}].cues[{k}]")
+                         for k, c in enumerate(t.pop("cues", [])))
+            for key in ("created", "end"):
+                t[key] = _dt(t.get(key), f"{where}.transcripts[{j}].{key}")
+            transcripts.append(_build(CallTranscript, t, f"{where}.transcripts[{j}]",
+                                      cues=cues))
         meetings.append(_build(Meeting, m, where, attendees=attendees,
-                               attendance_reports=tuple(reports)))
+                               attendance_reports=tuple(reports),
+                               transcripts=tuple(transcripts)))
     recordings = []
     for i, r in enumerate(data.get("recordings", [])):
         where = f"{source}: recordings[{i}]"

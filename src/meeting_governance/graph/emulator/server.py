@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 GRAPH_PREFIX = "/v1.0/"
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _CONTENT = re.compile(r"^/v1\.0/.+/onlineMeetings/([^/]+)/recordings/([^/]+)/content$")
+_METADATA = re.compile(r"^/v1\.0/.+/onlineMeetings/([^/]+)/transcripts/([^/]+)/metadataContent$")
 _REPORTS = re.compile(r"/onlineMeetings/([^/]+)/attendanceReports")
 _COPY_CHUNK = 64 * 1024
 _MAX_FORM = 64 * 1024  # a token request or the sign-in form; larger bodies are refused
@@ -302,6 +303,10 @@ class _Handler(BaseHTTPRequestHandler):
         if content:
             self._content(path, content.group(1), content.group(2))
             return
+        metadata = _METADATA.match(path)
+        if metadata:
+            self._transcript_metadata(path, metadata.group(1), metadata.group(2))
+            return
         reports = _REPORTS.search(path)
         hidden = reports is not None and faults.attendance_missing(unquote(reports.group(1)))
         try:
@@ -317,6 +322,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, None, raw=raw)
             return
         self._send_json(200, body, {"request-id": str(uuid.uuid4())})
+
+    def _transcript_metadata(self, path: str, meeting_raw: str, transcript_raw: str) -> None:
+        """`GET .../transcripts/{id}/metadataContent`: text/vtt (speakers, times and text)."""
+        emu = self.server.emulator
+        try:
+            emu.graph.handle(path.rsplit("/", 1)[0], "")  # same checks as the transcript GET
+        except ApiError as exc:
+            self._graph_error(exc.status, exc.code, exc.message)
+            return
+        body = emu.graph.transcript_metadata(unquote(meeting_raw), unquote(transcript_raw))
+        if body is None:
+            self._graph_error(404, "NotFound", "The transcript was not found.")
+            return
+        data = body.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/vtt")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _content(self, path: str, meeting_raw: str, recording_raw: str) -> None:
         emu = self.server.emulator
