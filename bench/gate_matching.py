@@ -40,7 +40,7 @@ from sqlmodel import Session
 from meeting_governance.config import load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import EmulatorServer, Organizer, Person, Scenario
+from mg_emulator import EmulatorServer, Organizer, Person, Scenario
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.meetingref import meeting_keys
 from meeting_governance.models import IdentityCache, OptOut, OptOutIdentifier

@@ -34,7 +34,7 @@ from meeting_governance.context import AppContext, initialise
 from meeting_governance.gate_inputs import who_was_there
 from meeting_governance.graph import GraphClient, discover, download_recording, resolve_participants
 from meeting_governance.graph.client import forget_sign_ins
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,

@@ -44,7 +44,7 @@ from common import REPO, emit, figure, peak_rss_mb, progress, quick_mode
 from meeting_governance.config import TranscriptionSettings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
@@ -53,7 +53,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator.scenario import default_media_dir
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.transcribe import Transcriber
 

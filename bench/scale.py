@@ -30,8 +30,8 @@ from tests.scale.test_workers import many_recordings
 
 from meeting_governance.config import load_settings
 from meeting_governance.context import initialise
-from meeting_governance.graph.emulator import EmulatorServer
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator import EmulatorServer
+from mg_emulator.scenario import default_media_dir
 
 POSTGRES = os.environ.get("MG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -22,7 +22,7 @@ from meeting_governance import formats
 from meeting_governance.config import Settings, load_settings, packaged_path
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import EmulatorServer, load_scenario
+from mg_emulator import EmulatorServer, load_scenario
 from meeting_governance.models import Recording, Transcript
 from meeting_governance.observability import configure_logging
 from meeting_governance.optout_identities import refresh

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import EmulatorServer
+from mg_emulator import EmulatorServer
 
 from .emulator_scenario import MEDIA_SIZE, build_scenario
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,

@@ -22,7 +22,7 @@ from meeting_governance.graph import (
     group_organizers,
     resolve_participants,
 )
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     EmulatorServer,
     default_media_dir,
     default_scenario_path,

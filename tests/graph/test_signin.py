@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from meeting_governance.errors import ConfigError
-from meeting_governance.graph.emulator import EmulatorServer, SignInUser, scenario_from_dict
-from meeting_governance.graph.emulator.signin import redirect_uri_registered
+from mg_emulator import EmulatorServer, SignInUser, scenario_from_dict
+from mg_emulator.signin import redirect_uri_registered
 
 from .emulator_scenario import TENANT, build_scenario
 

@@ -14,7 +14,7 @@ import pytest
 from meeting_governance.config import Settings, TranscriptionSettings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,
@@ -25,7 +25,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator.scenario import default_media_dir
 from meeting_governance.pipeline import Services
 from meeting_governance.transcribe import Transcriber
 from tests.conftest import make_settings

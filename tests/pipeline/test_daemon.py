@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from meeting_governance.config import load_settings
 from meeting_governance.context import initialise
 from meeting_governance.db import make_engine
-from meeting_governance.graph.emulator import EmulatorServer
+from mg_emulator import EmulatorServer
 from meeting_governance.models import Recording, Transcript
 from tests.conftest import make_settings
 

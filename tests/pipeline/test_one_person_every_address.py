@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from meeting_governance import audit, formats
 from meeting_governance.db import checkpoint
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
@@ -35,7 +35,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator.scenario import default_media_dir
 from meeting_governance.models import Recording as RecordingRow
 from meeting_governance.models import Transcript
 from meeting_governance.optouts import OptOutRequest, add_optout

@@ -22,14 +22,14 @@ from sqlmodel import col, select, update
 from meeting_governance import audit
 from meeting_governance.epochs import Owner
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
     Meeting,
     Scenario,
 )
-from meeting_governance.graph.emulator import Recording as EmuRecording
+from mg_emulator import Recording as EmuRecording
 from meeting_governance.models import AuditEntry, Recording, Transcript
 from meeting_governance.pipeline import Services
 from meeting_governance.transcribe import Transcriber
@@ -180,7 +180,7 @@ def env_for(home: Path, state_dir: Path, model: Any, scenario: Scenario, *,
     """A whole installation against an emulator serving `scenario` (and, optionally, with
     Graph's base URL pointed elsewhere through `graph` overrides)."""
     from meeting_governance.context import AppContext, initialise
-    from meeting_governance.graph.emulator.scenario import default_media_dir
+    from mg_emulator.scenario import default_media_dir
     from tests.conftest import make_settings
 
     with EmulatorServer(scenario, media_dir=media_dir or default_media_dir(),

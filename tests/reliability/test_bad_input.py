@@ -16,7 +16,7 @@ from sqlmodel import select
 from meeting_governance.config import TranscriptionSettings
 from meeting_governance.context import AppContext
 from meeting_governance.errors import GovernanceError, InputError, TranscriptionError
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator.scenario import default_media_dir
 from meeting_governance.models import DeltaLink, OptOut, Recording
 from meeting_governance.optouts import CsvImportError, import_csv
 from meeting_governance.pipeline import poll, process

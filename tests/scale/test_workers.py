@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from meeting_governance import audit
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.db import make_engine
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
@@ -29,10 +29,10 @@ from meeting_governance.graph.emulator import (
     Person,
     Scenario,
 )
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     Recording as EmuRecording,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator.scenario import default_media_dir
 from meeting_governance.locks import exclusive
 from meeting_governance.models import AuditEntry, Recording, Transcript
 from tests.conftest import make_settings

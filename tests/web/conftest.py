@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from meeting_governance import users
 from meeting_governance.config import load_settings
 from meeting_governance.context import AppContext, initialise
-from meeting_governance.graph.emulator import EmulatorServer
+from mg_emulator import EmulatorServer
 from meeting_governance.web import create_app
 
 from .directory_scenario import build_scenario

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from meeting_governance import optouts
-from meeting_governance.graph.emulator import EmulatorServer
+from mg_emulator import EmulatorServer
 from meeting_governance.identity import Participant
 
 from .conftest import Web

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from meeting_governance import holds, optouts
-from meeting_governance.graph.emulator import EmulatorServer
+from mg_emulator import EmulatorServer
 from meeting_governance.identity import Participant
 from meeting_governance.models import OptOut, Transcript
 

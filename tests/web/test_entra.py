@@ -17,14 +17,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from meeting_governance import users
-from meeting_governance.graph.emulator.scenario import (
+from mg_emulator.scenario import (
     DEFAULT_REDIRECT_URIS,
     SignInUser,
     default_media_dir,
     default_scenario_path,
     load_scenario,
 )
-from meeting_governance.graph.emulator.server import EmulatorServer
+from mg_emulator.server import EmulatorServer
 from meeting_governance.models import AuditEntry
 from meeting_governance.web.entra import map_role
 from meeting_governance.web.sessions import COOKIE_NAME, PRE_COOKIE_NAME

@@ -22,13 +22,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from meeting_governance.graph.emulator.scenario import (
+from mg_emulator.scenario import (
     SignInUser,
     default_media_dir,
     default_scenario_path,
     load_scenario,
 )
-from meeting_governance.graph.emulator.server import EmulatorServer
+from mg_emulator.server import EmulatorServer
 from meeting_governance.web.sessions import COOKIE_NAME
 
 from .browser import chromium, new_tab, serve

@@ -46,8 +46,8 @@ def emulator(
 
     It generates a throwaway CA and prints where its bundle is: point graph.ca_bundle at it,
     graph.authority_host and graph.base_url at the printed URLs."""
-    from meeting_governance.graph.emulator import run_emulator
-    from meeting_governance.graph.emulator.scenario import default_media_dir, default_scenario_path
+    from mg_emulator import run_emulator
+    from mg_emulator.scenario import default_media_dir, default_scenario_path
 
     settings = state(ctx).settings()
     state_dir = settings.home / "emulator"

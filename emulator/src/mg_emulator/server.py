@@ -22,17 +22,17 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from meeting_governance.config import GraphSettings
-from meeting_governance.graph.emulator import auth, signin
-from meeting_governance.graph.emulator.faults import Faults, RequestLog
-from meeting_governance.graph.emulator.graph_api import ApiError, GraphState
-from meeting_governance.graph.emulator.scenario import (
+from mg_emulator import auth, signin
+from mg_emulator.faults import Faults, RequestLog
+from mg_emulator.graph_api import ApiError, GraphState
+from mg_emulator.scenario import (
     Meeting,
     Person,
     Recording,
     Scenario,
     load_scenario,
 )
-from meeting_governance.graph.emulator.tls import TlsFiles, ensure_tls_files
+from mg_emulator.tls import TlsFiles, ensure_tls_files
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,9 @@ from urllib.parse import urlencode, urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from meeting_governance.graph.emulator.auth import aad_error
-from meeting_governance.graph.emulator.scenario import Scenario, SignInUser
-from meeting_governance.graph.emulator.token_faults import spoiled_id_token
+from mg_emulator.auth import aad_error
+from mg_emulator.scenario import Scenario, SignInUser
+from mg_emulator.token_faults import spoiled_id_token
 
 PENDING_LIFETIME_S = 600   # how long the sign-in page stays usable
 CODE_LIFETIME_S = 300      # Entra's codes live "about 10 minutes"; shorter is allowed

@@ -297,7 +297,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
     return scenario
 
 
-_PACKAGE = Path(__file__).resolve().parents[2]  # src/meeting_governance
+_PACKAGE = Path(__file__).resolve().parents[3] / "src" / "meeting_governance"
 
 
 def default_scenario_path(name: str = "demo") -> Path:

@@ -1,4 +1,4 @@
-"""`python -m meeting_governance.graph.emulator`: the emulator without the CLI around it."""
+"""`python -m mg_emulator`: the emulator without the CLI around it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from meeting_governance.graph.emulator.scenario import default_media_dir, default_scenario_path
-from meeting_governance.graph.emulator.server import run_emulator
+from mg_emulator.scenario import default_media_dir, default_scenario_path
+from mg_emulator.server import run_emulator
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """A Microsoft Graph + sign-in emulator on loopback HTTPS, for the demo and the tests."""
 
-from meeting_governance.graph.emulator.faults import Faults, LoggedRequest, RequestLog
-from meeting_governance.graph.emulator.scenario import (
+from mg_emulator.faults import Faults, LoggedRequest, RequestLog
+from mg_emulator.scenario import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,
@@ -17,7 +17,7 @@ from meeting_governance.graph.emulator.scenario import (
     load_scenario,
     scenario_from_dict,
 )
-from meeting_governance.graph.emulator.server import EmulatorServer, run_emulator
+from mg_emulator.server import EmulatorServer, run_emulator
 
 __all__ = [
     "AttendanceRecord",
