@@ -19,10 +19,10 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from meeting_governance import formats
-from meeting_governance.config import Settings, load_settings, packaged_path
+from meeting_governance.config import Settings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from mg_emulator import EmulatorServer, load_scenario
+from mg_emulator import EmulatorServer, default_media_dir, default_scenario_path, load_scenario
 from meeting_governance.models import Recording, Transcript
 from meeting_governance.observability import configure_logging
 from meeting_governance.optout_identities import refresh
@@ -65,8 +65,8 @@ def run_demo(base: Settings, *, keep: bool = False, console: Console | None = No
     if home.exists() and not keep:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    scenario = load_scenario(packaged_path("emulator/demo.toml"))
-    media_dir = packaged_path("media/manifest.json").parent
+    scenario = load_scenario(default_scenario_path("demo"))
+    media_dir = default_media_dir()
     emulator = EmulatorServer(scenario, media_dir=media_dir, state_dir=home / "emulator")
     with emulator:
         console.print(f"Graph emulator listening on {emulator.authority_host} "
@@ -90,7 +90,7 @@ def run_demo(base: Settings, *, keep: bool = False, console: Console | None = No
 
 
 def _run(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoResult:
-    csv_text = packaged_path("emulator/demo-optouts.csv").read_text(encoding="utf-8")
+    csv_text = (default_scenario_path("demo").parent / "demo-optouts.csv").read_text(encoding="utf-8")
     with app.session() as session:
         added = import_csv(app, session, csv_text, actor="demo")
     console.print(f"Registered {len(added)} sample opt-outs (CSV import).")

@@ -21,7 +21,7 @@ from meeting_governance.transcribe import Transcriber
 
 REPO = Path(__file__).resolve().parents[2]
 SPEECH = REPO / "tests" / "data" / "speech"
-MEDIA = REPO / "src" / "meeting_governance" / "data" / "media"
+MEDIA = REPO / "emulator" / "src" / "mg_emulator" / "media"
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def test_entra_routes_absent_when_disabled(web: Web) -> None:
 
 
 CALLBACK = "https://mg.example.org/login/entra/callback"
-# The demo scenario's sign-in users (config/emulator/demo.toml), and one whose app role maps to
+# The demo scenario's sign-in users (mg_emulator/scenarios/demo.toml), and one whose app role maps to
 # no role of this application.
 COORDINATOR = ("morgan.coordinator@contoso.example", "emulator-coordinator-password")
 DPO = ("drew.dpo@contoso.example", "emulator-dpo-password")

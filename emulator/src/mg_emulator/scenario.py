@@ -1,7 +1,7 @@
 """What the emulator knows: organisers, the directory, meetings, attendance and recordings,
 read from TOML.
 
-A scenario is plain frozen data so a test can build one in code or load `config/emulator/*.toml`.
+A scenario is plain frozen data so a test can build one in code or load `mg_emulator/scenarios/*.toml`.
 The directory (`people`) holds members with aliases and B2B guests; organisers are in it too.
 """
 
@@ -297,26 +297,25 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
     return scenario
 
 
-_PACKAGE = Path(__file__).resolve().parents[3] / "src" / "meeting_governance"
+_PACKAGE = Path(__file__).resolve().parent  # mg_emulator: its scenarios and media ship inside
 
 
 def default_scenario_path(name: str = "demo") -> Path:
-    """A shipped scenario: `config/emulator/NAME.toml` in a checkout, `data/emulator` in a wheel."""
-    for candidate in (_PACKAGE / "data" / "emulator" / f"{name}.toml",
-                      _PACKAGE.parent.parent / "config" / "emulator" / f"{name}.toml"):
-        if candidate.is_file():
-            return candidate
+    """A shipped scenario: `mg_emulator/scenarios/NAME.toml`."""
+    candidate = _PACKAGE / "scenarios" / f"{name}.toml"
+    if candidate.is_file():
+        return candidate
     raise ConfigError(f"emulator scenario {name!r} is not shipped with this installation; "
                       "pass a scenario file explicitly")
 
 
 def default_media_dir() -> Path:
-    """The demo recordings shipped in the package (`meeting_governance/data/media`)."""
-    return _PACKAGE / "data" / "media"
+    """The demo recordings shipped in the package (`mg_emulator/media`)."""
+    return _PACKAGE / "media"
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario TOML file (see `config/emulator/demo.toml`)."""
+    """Read a scenario TOML file (see `mg_emulator/scenarios/demo.toml`)."""
     file = Path(path)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))

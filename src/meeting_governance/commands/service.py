@@ -38,7 +38,7 @@ def emulator(
     ctx: typer.Context,
     port: int = typer.Option(8443, "--port", min=0, max=65535, help="Loopback port (0: any)."),
     scenario: Path | None = typer.Option(
-        None, "--scenario", help="Scenario TOML (default: the demo's, config/emulator/demo.toml)."),
+        None, "--scenario", help="Scenario TOML (default: the demo's, mg_emulator/scenarios/demo.toml)."),
     media: Path | None = typer.Option(None, "--media", help="Directory of the recordings' media "
                                       "(default: the demo clips shipped in the package)."),
 ) -> None:
