@@ -41,9 +41,11 @@ from typing import Any
 
 from common import REPO, emit, figure, peak_rss_mb, progress, quick_mode
 
-from meeting_governance.config import TranscriptionSettings, load_settings
+from meeting_governance.config import GraphSettings, TranscriptionSettings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
+from meeting_governance.pipeline import Services, poll, process
+from meeting_governance.transcribe import Transcriber
 from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
@@ -54,8 +56,6 @@ from mg_emulator import (
     Scenario,
 )
 from mg_emulator.scenario import default_media_dir
-from meeting_governance.pipeline import Services, poll, process
-from meeting_governance.transcribe import Transcriber
 
 SHARED = REPO.parent / "shared" / "data" / "speech"
 ORG = "6f1c3a52-8d0e-4b7a-9c21-3e5f7a9b1c01"
@@ -118,7 +118,7 @@ def run_pipeline(model: Any, files: list[Path], work: Path, media_dir: Path,
     process: the pipeline's and the in-process emulator's, which real Graph would not cost)."""
     home = work / f"home-{time.monotonic_ns()}"
     with EmulatorServer(scenario(files), media_dir=media_dir, state_dir=work / "emu") as emu:
-        settings = load_settings(None, home=home, graph=emu.graph_settings().model_dump(),
+        settings = load_settings(None, home=home, graph=GraphSettings(**emu.client_config()).model_dump(),
                                  gate={"participants_deadline_hours": 24 * 365},
                                  transcription={"model": model_name})
         initialise(settings, home / "config.toml")

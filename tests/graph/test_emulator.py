@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from meeting_governance.config import GraphSettings
-from meeting_governance.errors import ConfigError
 from meeting_governance.graph import (
     GraphClient,
     discover,
@@ -24,6 +23,7 @@ from meeting_governance.graph import (
 )
 from mg_emulator import (
     EmulatorServer,
+    ScenarioError,
     default_media_dir,
     default_scenario_path,
     load_scenario,
@@ -56,12 +56,12 @@ def test_demo_scenario_loads():
     ({"page_size": 0}, "page_size"),
 ])
 def test_bad_scenarios_name_the_problem(data, problem):
-    with pytest.raises(ConfigError, match=problem):
+    with pytest.raises(ScenarioError, match=problem):
         scenario_from_dict(data)
 
 
 def test_missing_scenario_file(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(tmp_path / "absent.toml")
 
 
@@ -126,16 +126,15 @@ def test_run_emulator_serves_the_demo_until_stopped(tmp_path, media_dir):
     assert not worker.is_alive()
 
 
-def test_demo_end_to_end_with_the_shipped_media(tmp_path):
+def test_demo_end_to_end_with_the_shipped_media(tmp_path, emulator_keys):
     """The demo scenario over the packaged clips: what `meeting-governance demo` relies on."""
     manifest = json.loads((default_media_dir() / "manifest.json").read_text())
     expected = {entry["file"]: entry["sha256"] for entry in manifest}
     scenario = load_scenario(DEMO)
     media_of = {r.id: r.media for r in scenario.recordings}
     window = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-    with EmulatorServer(scenario, media_dir=default_media_dir(),
-                        state_dir=tmp_path / "state") as emu, \
-            GraphClient.from_settings(emu.graph_settings()) as client:
+    with EmulatorServer(scenario, media_dir=default_media_dir(), keys=emulator_keys) as emu, \
+            GraphClient.from_settings(GraphSettings(**emu.client_config())) as client:
         organizers = group_organizers(client, scenario.groups[0].id)
         assert set(organizers) == {o.id for o in scenario.organizers}
         complete = 0

@@ -20,6 +20,8 @@ from sqlmodel import Session, col, select
 from meeting_governance import audit
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.db import make_engine
+from meeting_governance.locks import exclusive
+from meeting_governance.models import AuditEntry, Recording, Transcript
 from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
@@ -33,8 +35,6 @@ from mg_emulator import (
     Recording as EmuRecording,
 )
 from mg_emulator.scenario import default_media_dir
-from meeting_governance.locks import exclusive
-from meeting_governance.models import AuditEntry, Recording, Transcript
 from tests.conftest import make_settings
 from tests.pipeline.conftest import subprocess_env
 from tests.pipeline.test_daemon import wait_for

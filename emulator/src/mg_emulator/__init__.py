@@ -1,4 +1,5 @@
-"""A Microsoft Graph + sign-in emulator on loopback HTTPS, for the demo and the tests."""
+"""A Microsoft Graph + sign-in emulator on loopback HTTPS, for Meeting Governance's demo and
+tests: its own distribution (`meeting-governance-emulator`), never part of the product."""
 
 from mg_emulator.faults import Faults, LoggedRequest, RequestLog
 from mg_emulator.scenario import (
@@ -11,6 +12,7 @@ from mg_emulator.scenario import (
     Person,
     Recording,
     Scenario,
+    ScenarioError,
     SignInUser,
     default_media_dir,
     default_scenario_path,
@@ -18,11 +20,13 @@ from mg_emulator.scenario import (
     scenario_from_dict,
 )
 from mg_emulator.server import EmulatorServer, run_emulator
+from mg_emulator.tls import EmulatorKeys, TlsFiles, make_keys
 
 __all__ = [
     "AttendanceRecord",
     "AttendanceReport",
     "Attendee",
+    "EmulatorKeys",
     "EmulatorServer",
     "Faults",
     "Group",
@@ -33,10 +37,13 @@ __all__ = [
     "Recording",
     "RequestLog",
     "Scenario",
+    "ScenarioError",
     "SignInUser",
+    "TlsFiles",
     "default_media_dir",
     "default_scenario_path",
     "load_scenario",
+    "make_keys",
     "run_emulator",
     "scenario_from_dict",
 ]
