@@ -37,10 +37,9 @@ from common import emit, figure, interleaved, peak_rss_mb, progress, quick_mode
 from sqlalchemy import insert, text
 from sqlmodel import Session
 
-from meeting_governance.config import load_settings
+from meeting_governance.config import GraphSettings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import EmulatorServer, Organizer, Person, Scenario
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.meetingref import meeting_keys
 from meeting_governance.models import IdentityCache, OptOut, OptOutIdentifier
@@ -52,6 +51,7 @@ from meeting_governance.optouts import (
     matching,
 )
 from meeting_governance.people import resolve_participants
+from mg_emulator import EmulatorServer, Organizer, Person, Scenario
 
 POSTGRES_URL = os.environ.get("MG_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -222,7 +222,7 @@ def bench(url: str | None, home: Path, args: argparse.Namespace) -> dict[str, An
         fast, slow = timings["matching"], timings["full_scan"]
         progress(f"{app.engine.dialect.name}: the gate with the directory, cached and cold")
         with EmulatorServer(directory(people), media_dir=home, state_dir=home / "emu") as emu, \
-                GraphClient.from_settings(emu.graph_settings()) as graph:
+                GraphClient.from_settings(GraphSettings(**emu.client_config())) as graph:
             resolved = gate(app, graph, people, MEETING)
             if len(resolved) != 2 * OPTED_OUT or not got < resolved:
                 raise SystemExit(f"resolution found {len(resolved)} opt-outs, expected "

@@ -29,12 +29,12 @@ from typing import Any
 
 from common import emit, figure
 
-from meeting_governance.config import load_settings
+from meeting_governance.config import GraphSettings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.gate_inputs import who_was_there
 from meeting_governance.graph import GraphClient, discover, download_recording, resolve_participants
 from meeting_governance.graph.client import forget_sign_ins
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
@@ -101,8 +101,8 @@ def run_flow(emu: EmulatorServer, flow: str, polls: int, app: AppContext | None,
     for round_ in range(polls):
         if flow == "before":
             forget_sign_ins()  # a new msal app per poll, as the daemon made one
-        client = GraphClient.from_settings(emu.graph_settings())
-        for organizer in emu.graph_settings().organizers:
+        client = GraphClient.from_settings(GraphSettings(**emu.client_config()))
+        for organizer in GraphSettings(**emu.client_config()).organizers:
             result = discover(client, organizer, delta_link=None, start=start)
             if round_:
                 continue  # later polls only re-run discovery: what the daemon does every 5 min

@@ -43,10 +43,12 @@ from typing import Any
 
 from common import REPO, emit, figure, peak_rss_mb, progress, quick_mode
 
-from meeting_governance.config import TranscriptionSettings, load_settings
+from meeting_governance.config import GraphSettings, TranscriptionSettings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import (
+from meeting_governance.pipeline import Services, poll, process
+from meeting_governance.transcribe import Transcriber
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
@@ -55,9 +57,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
-from meeting_governance.pipeline import Services, poll, process
-from meeting_governance.transcribe import Transcriber
+from mg_emulator.scenario import default_media_dir
 
 # The defaults these figures depend on: a change marks them stale in the generated prose.
 SETTINGS = ["transcription"]
@@ -122,7 +122,7 @@ def run_pipeline(model: Any, files: list[Path], work: Path, media_dir: Path,
     process: the pipeline's and the in-process emulator's, which real Graph would not cost)."""
     home = work / f"home-{time.monotonic_ns()}"
     with EmulatorServer(scenario(files), media_dir=media_dir, state_dir=work / "emu") as emu:
-        settings = load_settings(None, home=home, graph=emu.graph_settings().model_dump(),
+        settings = load_settings(None, home=home, graph=GraphSettings(**emu.client_config()).model_dump(),
                                  gate={"participants_deadline_hours": 24 * 365},
                                  transcription={"model": model_name})
         initialise(settings, home / "config.toml")

@@ -30,8 +30,8 @@ from tests.scale.test_workers import many_recordings
 
 from meeting_governance.config import load_settings
 from meeting_governance.context import initialise
-from meeting_governance.graph.emulator import EmulatorServer
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator import EmulatorServer
+from mg_emulator.scenario import default_media_dir
 
 # The defaults these figures depend on: a change marks them stale in the generated prose.
 SETTINGS = ["transcription"]

@@ -54,7 +54,7 @@ from tests.pipeline.conftest import subprocess_env
 
 from meeting_governance.config import load_settings
 from meeting_governance.context import initialise
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
@@ -63,7 +63,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator.scenario import default_media_dir
 
 # The defaults these figures depend on: a change marks them stale in the generated prose.
 SETTINGS = ["transcription"]

@@ -21,6 +21,7 @@ from hypothesis import settings as hypothesis_settings
 
 from meeting_governance.config import Settings, load_settings
 from meeting_governance.context import AppContext, initialise
+from mg_emulator import EmulatorKeys, make_keys
 
 POSTGRES_URL = os.environ.get("MG_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -56,6 +57,13 @@ def postgres_ok() -> bool:
     if _PG_OK is None:
         _PG_OK = _postgres_available()
     return _PG_OK
+
+
+@pytest.fixture(scope="session")
+def emulator_keys(tmp_path_factory: pytest.TempPathFactory) -> EmulatorKeys:
+    """One throwaway CA (trustme), one server and app certificate and one id_token signing key
+    for every Graph emulator of the session: key generation, not serving, is what costs."""
+    return make_keys(tmp_path_factory.mktemp("emulator-keys"))
 
 
 @pytest.fixture

@@ -98,8 +98,9 @@ class KeysSettings(Section):
 
 
 class GraphSettings(Section):
-    tenant_id: str = "emulator-tenant"
-    client_id: str = "emulator-client"
+    # No default tenant or app: the Graph client refuses to start until both are configured.
+    tenant_id: str = ""
+    client_id: str = ""
     client_secret: str = ""
     certificate_path: str = ""
     certificate_thumbprint: str = ""
@@ -424,17 +425,6 @@ def packaged_default_toml() -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError("config/default.toml is missing from this installation; reinstall the package")
-
-
-def packaged_path(relative: str) -> Path:
-    """A file shipped with the package: `data/…` in a wheel, `config/…` or the package in a
-    checkout (`emulator/demo.toml`, `media/sample-1.m4a`)."""
-    here = Path(__file__).resolve().parent
-    repo_config = here.parent.parent / "config"
-    for candidate in (here / "data" / relative, repo_config / relative):
-        if candidate.exists():
-            return candidate
-    raise ConfigError(f"{relative} is missing from this installation; reinstall the package")
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:

@@ -1,9 +1,11 @@
 """`meeting-governance demo`: the whole product on a fresh machine, with no tenant.
 
 Starts the Graph emulator (loopback HTTPS, its own throwaway CA) with sample meetings whose
-media are short real-speech clips shipped in the package, registers the sample opt-outs through
-the CSV import, runs discovery and the pipeline once, and prints what happened and why. It works
-in its own data directory ($MG_HOME/demo), so it never touches a real installation.
+media are short real-speech clips shipped with it, registers the sample opt-outs through the
+CSV import, runs discovery and the pipeline once, and prints what happened and why. It works in
+its own data directory ($MG_HOME/demo) with its own configuration pointing at the emulator, so
+it never touches a real installation. The emulator is its own distribution
+(`meeting-governance-emulator`, the `demo` extra), not part of the product.
 """
 
 from __future__ import annotations
@@ -13,22 +15,40 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, select
 
 from meeting_governance import formats
-from meeting_governance.config import Settings, load_settings, packaged_path
+from meeting_governance.config import GraphSettings, Settings, load_settings
 from meeting_governance.context import AppContext, initialise
+from meeting_governance.errors import ConfigError
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import EmulatorServer, load_scenario
 from meeting_governance.logs import configure_logging
 from meeting_governance.models import Recording, Transcript
 from meeting_governance.optout_identities import refresh
 from meeting_governance.optouts import import_csv
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.store import read_content
+
+if TYPE_CHECKING:
+    from mg_emulator import EmulatorServer
+
+INSTALL_DEMO = "install the demo extra: pip install -e '.[demo]' (in a checkout of the repository)"
+
+
+def require_emulator() -> None:
+    """The demo and `meeting-governance emulator` need the emulator, which the product wheel
+    does not carry: say how to get it instead of a traceback."""
+    try:
+        import mg_emulator  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "mg_emulator":
+            raise
+        raise ConfigError(f"the Microsoft Graph emulator is not installed (it is not part of "
+                          f"the product); {INSTALL_DEMO}") from None
 
 
 @dataclass(frozen=True)
@@ -63,13 +83,16 @@ def _demo_config(home: Path, emulator: EmulatorServer) -> str:
 
 def run_demo(base: Settings, *, keep: bool = False, console: Console | None = None) -> DemoResult:
     """Run the demo end to end and print a summary; returns what it did (for tests)."""
+    require_emulator()  # before anything is written
+    from mg_emulator import EmulatorServer, default_media_dir, default_scenario_path, load_scenario
+
     console = console or Console()
     home = base.home / "demo"
     if home.exists() and not keep:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    scenario = load_scenario(packaged_path("emulator/demo.toml"))
-    media_dir = packaged_path("media/manifest.json").parent
+    scenario = load_scenario(default_scenario_path("demo"))
+    media_dir = default_media_dir()
     emulator = EmulatorServer(scenario, media_dir=media_dir, state_dir=home / "emulator")
     with emulator:
         console.print(f"Graph emulator listening on {emulator.authority_host} "
@@ -78,7 +101,8 @@ def run_demo(base: Settings, *, keep: bool = False, console: Console | None = No
         config_file.write_text(_demo_config(home, emulator), encoding="utf-8")
         config_file.chmod(0o600)
         # The client secret stays in memory: the config file written above never holds it.
-        graph = emulator.graph_settings(max_retries=3, backoff_base_s=0.1).model_dump()
+        graph = GraphSettings(**emulator.client_config(max_retries=3, backoff_base_s=0.1)
+                              ).model_dump()
         settings = load_settings(config_file, graph=graph)
         # MG_HOME in the environment would beat a keyword: pin the demo's own directory.
         settings = settings.model_copy(update={"home": home})
@@ -93,7 +117,9 @@ def run_demo(base: Settings, *, keep: bool = False, console: Console | None = No
 
 
 def _run(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoResult:
-    csv_text = packaged_path("emulator/demo-optouts.csv").read_text(encoding="utf-8")
+    from mg_emulator import default_scenario_path
+
+    csv_text = (default_scenario_path("demo").parent / "demo-optouts.csv").read_text(encoding="utf-8")
     with app.session() as session:
         added = import_csv(app, session, csv_text, actor="demo")
     console.print(f"Registered {len(added)} sample opt-outs (CSV import).")

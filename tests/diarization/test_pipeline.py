@@ -17,10 +17,10 @@ from meeting_governance import formats
 from meeting_governance.db import checkpoint
 from meeting_governance.diarization import encoder as encoder_module
 from meeting_governance.errors import ConfigError
-from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.models import Transcript
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.store import read_content
+from mg_emulator import EmulatorServer
 from tests.conftest import scan_for
 from tests.pipeline.conftest import (  # noqa: F401  (fixtures)
     SPOKEN,

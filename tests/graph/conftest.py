@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from meeting_governance.config import GraphSettings
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import EmulatorServer
+from mg_emulator import EmulatorKeys, EmulatorServer
 
 from .emulator_scenario import MEDIA_SIZE, build_scenario
 
@@ -28,10 +29,8 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def emulator_session(tmp_path_factory: pytest.TempPathFactory,
-                     media_dir: Path) -> Iterator[EmulatorServer]:
-    state = tmp_path_factory.mktemp("emulator-state")
-    with EmulatorServer(build_scenario(), media_dir=media_dir, state_dir=state) as emu:
+def emulator_session(emulator_keys: EmulatorKeys, media_dir: Path) -> Iterator[EmulatorServer]:
+    with EmulatorServer(build_scenario(), media_dir=media_dir, keys=emulator_keys) as emu:
         yield emu
 
 
@@ -66,8 +65,8 @@ def make_client(emulator: EmulatorServer,
     made: list[GraphClient] = []
 
     def _make(**overrides: Any) -> GraphClient:
-        client = GraphClient.from_settings(emulator.graph_settings(**overrides), sleep=sleeps,
-                                           random_fn=lambda: 0.5)
+        settings = GraphSettings(**emulator.client_config(**overrides))
+        client = GraphClient.from_settings(settings, sleep=sleeps, random_fn=lambda: 0.5)
         made.append(client)
         return client
 
@@ -86,7 +85,7 @@ def cli_against(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Ca
     """Point the command line (MG_* variables) at an installation and this emulator."""
 
     def point(app: Any) -> None:
-        graph = emulator.graph_settings()
+        graph = GraphSettings(**emulator.client_config())
         values = {"HOME": str(app.settings.home), "DATABASE__URL": app.settings.database_url,
                   "GRAPH__TENANT_ID": graph.tenant_id, "GRAPH__CLIENT_ID": graph.client_id,
                   "GRAPH__CLIENT_SECRET": graph.client_secret,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,
@@ -18,7 +18,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import CallTranscript, TranscriptCue
+from mg_emulator.scenario import CallTranscript, TranscriptCue
 
 # What Teams' own transcript heard in MEETING_FULL: our code must never keep it.
 TEAMS_SAID = "teams transcribed quokka semaphore"

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from meeting_governance.config import GraphSettings
 from meeting_governance.errors import GraphError
 from meeting_governance.graph import GraphClient
 
@@ -105,7 +106,7 @@ def test_wrong_secret_is_a_clear_non_retryable_error(emulator, make_client):
 
 def test_missing_credential_is_reported_before_any_call(emulator):
     with pytest.raises(GraphError, match="no Graph credential"):
-        GraphClient.from_settings(emulator.graph_settings(client_secret=""))
+        GraphClient.from_settings(GraphSettings(**emulator.client_config(client_secret="")))
     assert len(emulator.requests) == 0
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from meeting_governance.errors import GraphError
 from meeting_governance.graph import discover, group_organizers
-from meeting_governance.graph.emulator import Recording
 from meeting_governance.graph.recordings import all_recordings_url
+from mg_emulator import Recording
 
 from .emulator_scenario import (
     GROUP,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
 
 from meeting_governance.config import GraphSettings
-from meeting_governance.errors import ConfigError
 from meeting_governance.graph import (
     GraphClient,
     discover,
@@ -22,14 +22,16 @@ from meeting_governance.graph import (
     group_organizers,
     resolve_participants,
 )
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     EmulatorServer,
+    ScenarioError,
     default_media_dir,
     default_scenario_path,
     load_scenario,
     run_emulator,
     scenario_from_dict,
 )
+from mg_emulator.tls import ensure_tls_files
 
 DEMO = default_scenario_path("demo")
 
@@ -56,12 +58,12 @@ def test_demo_scenario_loads():
     ({"page_size": 0}, "page_size"),
 ])
 def test_bad_scenarios_name_the_problem(data, problem):
-    with pytest.raises(ConfigError, match=problem):
+    with pytest.raises(ScenarioError, match=problem):
         scenario_from_dict(data)
 
 
 def test_missing_scenario_file(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(tmp_path / "absent.toml")
 
 
@@ -75,6 +77,52 @@ def test_tls_material_is_private_and_trusted(emulator):
         assert session.get(url, verify=emulator.ca_bundle, timeout=5).json()["token_endpoint"]
         with pytest.raises(requests.exceptions.SSLError):
             session.get(url, verify=True, timeout=5)  # the system store does not know our CA
+
+
+def test_one_set_of_keys_serves_many_emulators(emulator_keys, media_dir):
+    """The session's CA, certificates and signing key, shared by two emulators at once: both
+    are trusted through the one CA bundle and publish the same id_token key."""
+    with EmulatorServer(load_scenario(DEMO), media_dir=media_dir, keys=emulator_keys) as one, \
+            EmulatorServer(load_scenario(DEMO), media_dir=media_dir, keys=emulator_keys) as two:
+        assert one.port != two.port
+        assert one.ca_bundle == two.ca_bundle == str(emulator_keys.tls.ca_bundle)
+        kids = set()
+        with requests.Session() as session:
+            session.trust_env = False
+            for emu in (one, two):
+                url = f"{emu.authority_host}/{emu.tenant_id}/discovery/v2.0/keys"
+                kids |= {k["kid"] for k in session.get(url, verify=emu.ca_bundle,
+                                                         timeout=5).json()["keys"]}
+        assert kids == {one.signin.kid}
+    # The CA's private key is never written: only its certificate is there to trust.
+    directory = emulator_keys.tls.ca_bundle.parent
+    assert b"PRIVATE KEY" not in emulator_keys.tls.ca_bundle.read_bytes()
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "ca.pem", "client.pem", "server-key.pem", "server.pem"]
+    ca = x509.load_pem_x509_certificate(emulator_keys.tls.ca_bundle.read_bytes())
+    server = x509.load_pem_x509_certificate(emulator_keys.tls.server_cert.read_bytes())
+    assert server.issuer == ca.subject
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not server.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_a_state_dir_keeps_its_certificates_until_they_are_unusable(tmp_path):
+    """`meeting-governance emulator`, run after run: a client configured with the CA bundle
+    keeps working; a damaged or missing file gets a whole new set."""
+    first = ensure_tls_files(tmp_path / "state")
+    ca_bytes = first.ca_bundle.read_bytes()
+    again = ensure_tls_files(tmp_path / "state")
+    assert again == first and again.ca_bundle.read_bytes() == ca_bytes
+    assert stat.S_IMODE(first.server_key.stat().st_mode) == 0o600
+    first.server_cert.write_text("not a certificate")
+    renewed = ensure_tls_files(tmp_path / "state")
+    assert renewed.ca_bundle.read_bytes() != ca_bytes
+    x509.load_pem_x509_certificate(renewed.server_cert.read_bytes())
+
+
+def test_an_emulator_needs_a_state_dir_or_keys(media_dir):
+    with pytest.raises(ValueError, match=r"state_dir .* or keys"):
+        EmulatorServer(load_scenario(DEMO), media_dir=media_dir)
 
 
 def test_graph_refuses_requests_without_a_token(emulator):
@@ -126,16 +174,15 @@ def test_run_emulator_serves_the_demo_until_stopped(tmp_path, media_dir):
     assert not worker.is_alive()
 
 
-def test_demo_end_to_end_with_the_shipped_media(tmp_path):
+def test_demo_end_to_end_with_the_shipped_media(tmp_path, emulator_keys):
     """The demo scenario over the packaged clips: what `meeting-governance demo` relies on."""
     manifest = json.loads((default_media_dir() / "manifest.json").read_text())
     expected = {entry["file"]: entry["sha256"] for entry in manifest}
     scenario = load_scenario(DEMO)
     media_of = {r.id: r.media for r in scenario.recordings}
     window = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-    with EmulatorServer(scenario, media_dir=default_media_dir(),
-                        state_dir=tmp_path / "state") as emu, \
-            GraphClient.from_settings(emu.graph_settings()) as client:
+    with EmulatorServer(scenario, media_dir=default_media_dir(), keys=emulator_keys) as emu, \
+            GraphClient.from_settings(GraphSettings(**emu.client_config())) as client:
         organizers = group_organizers(client, scenario.groups[0].id)
         assert set(organizers) == {o.id for o in scenario.organizers}
         complete = 0

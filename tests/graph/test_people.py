@@ -12,7 +12,6 @@ from sqlmodel import select
 from meeting_governance.clock import FixedClock
 from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError
-from meeting_governance.graph.emulator import Person
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.models import IdentityCache, OptOut
 from meeting_governance.optout_identities import refresh
@@ -22,6 +21,7 @@ from meeting_governance.people import (
     resolve_participants,
     resolve_registration,
 )
+from mg_emulator import Person
 
 from .emulator_scenario import JANE, LEE, LEE_UPN
 

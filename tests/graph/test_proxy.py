@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from meeting_governance.config import Settings
+from meeting_governance.config import GraphSettings, Settings
 from meeting_governance.errors import GraphError
 from meeting_governance.graph import GraphClient, download_recording
 from meeting_governance.graph.directory import lookup
-from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.web.entra import EntraSignIn
+from mg_emulator import EmulatorServer
 
 from .connect_proxy import ConnectProxy
 from .emulator_scenario import JANE, MEDIA_SIZE, MEETING_FULL, ORG_A
@@ -55,7 +55,7 @@ def _emulator_target(emulator: EmulatorServer) -> str:
 
 def _sign_in_and_read(emulator: EmulatorServer, **overrides: object) -> dict[str, object]:
     """A new process's client: sign in (OpenID configuration, token), then read a user."""
-    settings = emulator.graph_settings(max_retries=0, **overrides)
+    settings = GraphSettings(**emulator.client_config(max_retries=0, **overrides))
     with GraphClient.from_settings(settings, sleep=lambda s: None) as client:
         return client.get_json(client.url("users", JANE), kind="directory")
 
@@ -76,7 +76,7 @@ def test_graph_proxy_carries_sign_in_and_graph_with_the_ca_bundle(
 def test_https_proxy_from_the_environment_is_used_with_a_ca_bundle(
         emulator: EmulatorServer, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    assert emulator.graph_settings().ca_bundle  # the case that used to drop the proxy
+    assert GraphSettings(**emulator.client_config()).ca_bundle  # the case that used to drop the proxy
     user = _sign_in_and_read(emulator)
     assert user["id"] == JANE
     assert len(proxy.tunnels) >= 2 and set(proxy.tunnels) == {_emulator_target(emulator)}
@@ -105,7 +105,7 @@ def test_no_proxy_for_another_host_still_uses_the_proxy(
 
 def test_download_and_directory_go_through_the_proxy(
         emulator: EmulatorServer, proxy: ConnectProxy, tmp_path: Path, media_dir: Path) -> None:
-    settings = emulator.graph_settings(proxy=proxy.url, max_retries=0)
+    settings = GraphSettings(**emulator.client_config(proxy=proxy.url, max_retries=0))
     with GraphClient.from_settings(settings, sleep=lambda s: None) as client:
         found = lookup(client, object_ids=[JANE])
         result = download_recording(client, ORG_A, MEETING_FULL, "VjIj-rec-1=",
@@ -120,7 +120,7 @@ def test_download_and_directory_go_through_the_proxy(
 
 def test_web_sign_in_goes_through_the_proxy(emulator: EmulatorServer, proxy: ConnectProxy,
                                             tmp_path: Path) -> None:
-    graph = emulator.graph_settings(proxy=proxy.url)
+    graph = GraphSettings(**emulator.client_config(proxy=proxy.url))
     settings = Settings(home=tmp_path, graph=graph.model_dump(),
                         web={"entra_enabled": True, "entra_client_id": emulator.client_id,
                              "entra_client_secret": emulator.client_secret})

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from meeting_governance.config import GraphSettings
 from meeting_governance.graph import GraphClient, discover, group_organizers, resolve_participants
 from meeting_governance.graph.directory import lookup
 from meeting_governance.graph.meetings import find_meeting
@@ -133,7 +134,7 @@ class ReadingClient(GraphClient):
 @pytest.fixture(scope="module")
 def reads(emulator_session: Any) -> set[tuple[str, str]]:
     """Everything the client reads while doing all it does against the emulator."""
-    client = ReadingClient(emulator_session.graph_settings(), sleep=lambda s: None)
+    client = ReadingClient(GraphSettings(**emulator_session.client_config()), sleep=lambda s: None)
     client.reads = set()
     with client:
         for organizer in (ORG_A, ORG_B):

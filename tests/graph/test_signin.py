@@ -10,7 +10,6 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,9 +18,8 @@ import msal
 import pytest
 import requests
 
-from meeting_governance.errors import ConfigError
-from meeting_governance.graph.emulator import EmulatorServer, SignInUser, scenario_from_dict
-from meeting_governance.graph.emulator.signin import redirect_uri_registered
+from mg_emulator import EmulatorKeys, EmulatorServer, ScenarioError, SignInUser, scenario_from_dict
+from mg_emulator.signin import redirect_uri_registered
 
 from .emulator_scenario import TENANT, build_scenario
 
@@ -37,11 +35,12 @@ _CTX = re.compile(r'name="ctx" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
-def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+def authority(tmp_path_factory: pytest.TempPathFactory,
+              emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
     scenario = replace(build_scenario(), users=(COORDINATOR, NOBODY),
                        redirect_uris=("http://127.0.0.1/login/entra/callback", REGISTERED_HTTPS))
-    state = tmp_path_factory.mktemp("signin-state")
-    with EmulatorServer(scenario, media_dir=Path(state), state_dir=state) as emu:
+    media = tmp_path_factory.mktemp("signin-media")
+    with EmulatorServer(scenario, media_dir=media, keys=emulator_keys) as emu:
         yield emu
 
 
@@ -378,13 +377,13 @@ def test_msal_auth_code_flow_round_trip(authority: EmulatorServer,
       {"id": "v", "upn": "a@B.example", "password": "p"}], "listed twice"),
 ])
 def test_bad_sign_in_users_name_the_problem(users: list[dict[str, Any]], problem: str) -> None:
-    with pytest.raises(ConfigError, match=problem):
+    with pytest.raises(ScenarioError, match=problem):
         scenario_from_dict({"users": users})
 
 
 def test_redirect_uris_from_toml() -> None:
     scenario = scenario_from_dict({"redirect_uris": [REGISTERED_HTTPS]})
     assert scenario.redirect_uris == (REGISTERED_HTTPS,)
-    with pytest.raises(ConfigError, match="redirect_uris"):
+    with pytest.raises(ScenarioError, match="redirect_uris"):
         scenario_from_dict({"redirect_uris": ["javascript:alert(1)"]})
     assert COORDINATOR.password not in repr(COORDINATOR)

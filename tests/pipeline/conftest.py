@@ -11,13 +11,16 @@ from typing import Any
 
 import pytest
 
-from meeting_governance.config import Settings, TranscriptionSettings
+from meeting_governance.config import GraphSettings, Settings, TranscriptionSettings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import (
+from meeting_governance.pipeline import Services
+from meeting_governance.transcribe import Transcriber
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,
+    EmulatorKeys,
     EmulatorServer,
     Meeting,
     Organizer,
@@ -25,9 +28,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
-from meeting_governance.pipeline import Services
-from meeting_governance.transcribe import Transcriber
+from mg_emulator.scenario import default_media_dir
 from tests.conftest import make_settings
 
 TENANT = "pipeline-tenant"
@@ -120,13 +121,12 @@ class Env:
 
 
 def graph_overrides(emulator: EmulatorServer) -> dict[str, Any]:
-    return emulator.graph_settings(max_retries=3, backoff_base_s=0.0).model_dump()
+    return GraphSettings(**emulator.client_config(max_retries=3, backoff_base_s=0.0)).model_dump()
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer(build_scenario(), media_dir=default_media_dir(),
-                        state_dir=tmp_path / "emulator") as emu:
+def emulator(emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
+    with EmulatorServer(build_scenario(), media_dir=default_media_dir(), keys=emulator_keys) as emu:
         yield emu
 
 
@@ -162,7 +162,7 @@ def subprocess_env(home: Path, emulator: EmulatorServer, db_url: str | None = No
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MG_")}
-    graph = emulator.graph_settings()
+    graph = GraphSettings(**emulator.client_config())
     env.update({
         "MG_HOME": str(home),
         "HF_HUB_OFFLINE": "1",

@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 from meeting_governance.config import load_settings
 from meeting_governance.context import initialise
 from meeting_governance.db import make_engine
-from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.models import Recording, Transcript
+from mg_emulator import EmulatorServer
 from tests.conftest import make_settings
 
 from .conftest import subprocess_env

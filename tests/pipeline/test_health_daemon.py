@@ -27,8 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from meeting_governance.context import initialise
-from meeting_governance.graph.emulator import EmulatorServer, Organizer, Scenario
-from meeting_governance.graph.emulator.scenario import default_media_dir
+from mg_emulator import EmulatorServer, Organizer, Scenario
+from mg_emulator.scenario import default_media_dir
 from tests.conftest import make_settings
 
 from .conftest import subprocess_env

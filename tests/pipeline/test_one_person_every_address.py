@@ -25,9 +25,15 @@ from sqlmodel import select
 
 from meeting_governance import audit, formats
 from meeting_governance.db import checkpoint
-from meeting_governance.graph.emulator import (
+from meeting_governance.models import Recording as RecordingRow
+from meeting_governance.models import Transcript
+from meeting_governance.optouts import OptOutRequest, add_optout
+from meeting_governance.pipeline import SilentReporter, poll, process
+from meeting_governance.store import read_content
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
+    EmulatorKeys,
     EmulatorServer,
     Meeting,
     Organizer,
@@ -35,12 +41,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
-from meeting_governance.models import Recording as RecordingRow
-from meeting_governance.models import Transcript
-from meeting_governance.optouts import OptOutRequest, add_optout
-from meeting_governance.pipeline import SilentReporter, poll, process
-from meeting_governance.store import read_content
+from mg_emulator.scenario import default_media_dir
 from tests.conftest import scan_for
 
 from .conftest import SPOKEN, Env, make_env
@@ -122,9 +123,8 @@ def scenario() -> Scenario:
 
 
 @pytest.fixture
-def tenant(tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer(scenario(), media_dir=default_media_dir(),
-                        state_dir=tmp_path / "emulator") as emu:
+def tenant(emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
+    with EmulatorServer(scenario(), media_dir=default_media_dir(), keys=emulator_keys) as emu:
         yield emu
 
 

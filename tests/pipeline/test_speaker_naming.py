@@ -21,7 +21,11 @@ from meeting_governance.cli import app as cli_app
 from meeting_governance.config import DiarizationSettings
 from meeting_governance.diarization import Diarization
 from meeting_governance.errors import ShreddedError
-from meeting_governance.graph.emulator import (
+from meeting_governance.models import Transcript
+from meeting_governance.pipeline import Services, poll, process
+from meeting_governance.store import content_owner, read_content
+from meeting_governance.transcribe import Transcriber
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
@@ -31,11 +35,7 @@ from meeting_governance.graph.emulator import (
     Recording,
     Scenario,
 )
-from meeting_governance.graph.emulator.scenario import CallTranscript, TranscriptCue
-from meeting_governance.models import Transcript
-from meeting_governance.pipeline import Services, poll, process
-from meeting_governance.store import content_owner, read_content
-from meeting_governance.transcribe import Transcriber
+from mg_emulator.scenario import CallTranscript, TranscriptCue
 from tests.conftest import scan_for
 from tests.diarization.conftest import A, B, C, Joined, join
 

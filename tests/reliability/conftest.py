@@ -20,19 +20,20 @@ import pytest
 from sqlmodel import col, select, update
 
 from meeting_governance import audit
+from meeting_governance.config import GraphSettings
 from meeting_governance.epochs import Owner
 from meeting_governance.graph import GraphClient
-from meeting_governance.graph.emulator import (
+from meeting_governance.models import AuditEntry, Recording, Transcript
+from meeting_governance.pipeline import Services
+from meeting_governance.transcribe import Transcriber
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
     EmulatorServer,
     Meeting,
     Scenario,
 )
-from meeting_governance.graph.emulator import Recording as EmuRecording
-from meeting_governance.models import AuditEntry, Recording, Transcript
-from meeting_governance.pipeline import Services
-from meeting_governance.transcribe import Transcriber
+from mg_emulator import Recording as EmuRecording
 from tests.pipeline.conftest import (
     Env,
     build_scenario,
@@ -180,14 +181,14 @@ def env_for(home: Path, state_dir: Path, model: Any, scenario: Scenario, *,
     """A whole installation against an emulator serving `scenario` (and, optionally, with
     Graph's base URL pointed elsewhere through `graph` overrides)."""
     from meeting_governance.context import AppContext, initialise
-    from meeting_governance.graph.emulator.scenario import default_media_dir
+    from mg_emulator.scenario import default_media_dir
     from tests.conftest import make_settings
 
     with EmulatorServer(scenario, media_dir=media_dir or default_media_dir(),
                         state_dir=state_dir) as emu:
         overrides.setdefault("gate", {"participants_deadline_hours": 24 * 60})
-        graph_settings = emu.graph_settings(max_retries=3, backoff_base_s=0.0,
-                                            **(graph or {})).model_dump()
+        graph_settings = GraphSettings(**emu.client_config(max_retries=3, backoff_base_s=0.0,
+                                            **(graph or {}))).model_dump()
         settings = make_settings(home, db_url, graph=graph_settings, **overrides)
         initialise(settings, home / "config.toml")
         app = AppContext.open(settings)

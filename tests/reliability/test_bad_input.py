@@ -16,11 +16,11 @@ from sqlmodel import select
 from meeting_governance.config import TranscriptionSettings
 from meeting_governance.context import AppContext
 from meeting_governance.errors import GovernanceError, InputError, TranscriptionError
-from meeting_governance.graph.emulator.scenario import default_media_dir
 from meeting_governance.models import DeltaLink, OptOut, Recording
 from meeting_governance.optouts import CsvImportError, import_csv
 from meeting_governance.pipeline import poll, process
 from meeting_governance.transcribe import Transcriber
+from mg_emulator.scenario import default_media_dir
 
 from .conftest import (
     BAD_DIR,

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from meeting_governance.graph.emulator.scenario import default_media_dir
 from meeting_governance.pipeline import poll, process
+from mg_emulator.scenario import default_media_dir
 
 from .conftest import Env, assert_invariants, make_due, row, staging_files
 

@@ -11,11 +11,11 @@ import hashlib
 import pytest
 from sqlmodel import select
 
-from meeting_governance.graph.emulator import Recording as EmuRecording
-from meeting_governance.graph.emulator.scenario import default_media_dir
 from meeting_governance.models import DeltaLink, Recording
 from meeting_governance.optouts import OptOutRequest, add_optout
 from meeting_governance.pipeline import poll, process
+from mg_emulator import Recording as EmuRecording
+from mg_emulator.scenario import default_media_dir
 from tests.pipeline.conftest import END, OPTED_MAIL, ORG
 
 from .conftest import (

@@ -21,7 +21,7 @@ import pytest
 from meeting_governance import audit
 from meeting_governance.context import initialise
 from meeting_governance.db import make_engine
-from meeting_governance.graph.emulator import EmulatorServer
+from mg_emulator import EmulatorServer
 from tests.conftest import make_settings
 from tests.pipeline.conftest import subprocess_env
 from tests.pipeline.test_daemon import states, wait_for

@@ -20,21 +20,22 @@ from sqlmodel import Session, col, select
 from meeting_governance import audit
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.db import make_engine
-from meeting_governance.graph.emulator import (
+from meeting_governance.locks import exclusive
+from meeting_governance.models import AuditEntry, Recording, Transcript
+from mg_emulator import (
     AttendanceRecord,
     AttendanceReport,
+    EmulatorKeys,
     EmulatorServer,
     Meeting,
     Organizer,
     Person,
     Scenario,
 )
-from meeting_governance.graph.emulator import (
+from mg_emulator import (
     Recording as EmuRecording,
 )
-from meeting_governance.graph.emulator.scenario import default_media_dir
-from meeting_governance.locks import exclusive
-from meeting_governance.models import AuditEntry, Recording, Transcript
+from mg_emulator.scenario import default_media_dir
 from tests.conftest import make_settings
 from tests.pipeline.conftest import subprocess_env
 from tests.pipeline.test_daemon import wait_for
@@ -84,11 +85,12 @@ def _counts(db: str) -> tuple[dict[str, int], list[Recording]]:
 
 
 def test_three_workers_share_the_work_and_survive_a_sigkill(pg_schema_url: str, home: Path,
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path,
+        emulator_keys: EmulatorKeys) -> None:
     settings = make_settings(home, pg_schema_url)
     initialise(settings, home / "config.toml")
     with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
-                        state_dir=tmp_path / "emu") as emulator:
+                        keys=emulator_keys) as emulator:
         workers: dict[str, subprocess.Popen[bytes]] = {}
 
         def start(name: str) -> None:
@@ -153,12 +155,13 @@ def test_three_workers_share_the_work_and_survive_a_sigkill(pg_schema_url: str, 
     assert audit.verify(make_engine(pg_schema_url)).ok
 
 
-def test_only_one_poller_at_a_time(pg_schema_url: str, home: Path, tmp_path: Path) -> None:
+def test_only_one_poller_at_a_time(pg_schema_url: str, home: Path, tmp_path: Path,
+        emulator_keys: EmulatorKeys) -> None:
     settings = make_settings(home, pg_schema_url)
     initialise(settings, home / "config.toml")
     app = AppContext.open(settings)
     with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
-                        state_dir=tmp_path / "emu") as emulator:
+                        keys=emulator_keys) as emulator:
         env = subprocess_env(home, emulator, pg_schema_url)
         with exclusive(app, "poller", "another-host:1") as mine:
             assert mine
@@ -176,12 +179,13 @@ def test_only_one_poller_at_a_time(pg_schema_url: str, home: Path, tmp_path: Pat
 
 
 def test_daemon_workers_option_starts_processes_that_share_the_work(
-        pg_schema_url: str, home: Path, tmp_path: Path) -> None:
+        pg_schema_url: str, home: Path, tmp_path: Path,
+        emulator_keys: EmulatorKeys) -> None:
     """`daemon --workers 2` on one host: two processes, each with its own model, one poller."""
     settings = make_settings(home, pg_schema_url)
     initialise(settings, home / "config.toml")
     with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
-                        state_dir=tmp_path / "emu") as emulator:
+                        keys=emulator_keys) as emulator:
         env = subprocess_env(home, emulator, pg_schema_url, MG_DAEMON__PROCESS_BATCH="1",
                              MG_DAEMON__PROCESS_INTERVAL_SECONDS="1",
                              MG_TRANSCRIPTION__CPU_THREADS="1")
@@ -236,7 +240,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_by_default_postgresql_gets_one_single_threaded_worker_per_core(
-        pg_schema_url: str, home: Path, tmp_path: Path) -> None:
+        pg_schema_url: str, home: Path, tmp_path: Path,
+        emulator_keys: EmulatorKeys) -> None:
     """daemon.workers = 0 (auto): as many workers as cores, one model thread each; a worker
     whose daemon was killed outright stops by itself rather than run on unsupervised."""
     import json
@@ -246,7 +251,7 @@ def test_by_default_postgresql_gets_one_single_threaded_worker_per_core(
     settings = make_settings(home, pg_schema_url)
     initialise(settings, home / "config.toml")
     with EmulatorServer(many_recordings(), media_dir=default_media_dir(),
-                        state_dir=tmp_path / "emu") as emulator:
+                        keys=emulator_keys) as emulator:
         env = subprocess_env(home, emulator, pg_schema_url,
                              MG_DAEMON__PROCESS_INTERVAL_SECONDS="1")
         daemon = subprocess.Popen([sys.executable, "-m", "meeting_governance", "daemon"],

@@ -18,10 +18,11 @@ import pytest
 from meeting_governance.audio import SAMPLE_RATE, iter_audio
 from meeting_governance.config import TranscriptionSettings
 from meeting_governance.transcribe import Transcriber
+from mg_emulator import default_media_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SPEECH = REPO / "tests" / "data" / "speech"
-MEDIA = REPO / "src" / "meeting_governance" / "data" / "media"
+MEDIA = default_media_dir()  # the demo recordings, shipped with the emulator
 
 
 @dataclass(frozen=True)

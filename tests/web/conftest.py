@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from meeting_governance import users
-from meeting_governance.config import load_settings
+from meeting_governance.config import GraphSettings, load_settings
 from meeting_governance.context import AppContext, initialise
-from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.web import create_app
+from mg_emulator import EmulatorKeys, EmulatorServer
 
 from .directory_scenario import build_scenario
 
@@ -135,9 +135,10 @@ def web_any(app: AppContext) -> Web:
 
 # -- Microsoft Graph: the emulator's directory and meetings, spoken to over loopback HTTPS -------
 @pytest.fixture(scope="session")
-def graph_emulator_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
-    state = tmp_path_factory.mktemp("web-graph-emulator")
-    with EmulatorServer(build_scenario(), media_dir=state, state_dir=state) as emulator:
+def graph_emulator_session(tmp_path_factory: pytest.TempPathFactory,
+                           emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
+    media = tmp_path_factory.mktemp("web-graph-media")
+    with EmulatorServer(build_scenario(), media_dir=media, keys=emulator_keys) as emulator:
         yield emulator
 
 
@@ -155,7 +156,7 @@ def graph_emulator(graph_emulator_session: EmulatorServer) -> Iterator[EmulatorS
 
 def graph_config(emulator: EmulatorServer, **overrides: object) -> dict[str, object]:
     """The `graph` section of a configuration pointing at `emulator`."""
-    settings = emulator.graph_settings(**overrides)
+    settings = GraphSettings(**emulator.client_config(**overrides))
     return {"cloud": "custom", "tenant_id": settings.tenant_id, "client_id": settings.client_id,
             "client_secret": settings.client_secret, "authority_host": settings.authority_host,
             "base_url": settings.base_url, "ca_bundle": settings.ca_bundle,

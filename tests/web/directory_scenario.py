@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from meeting_governance.graph.emulator import Meeting, Organizer, Person, Scenario
+from mg_emulator import Meeting, Organizer, Person, Scenario
 
 TENANT = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"
 ORGANISER = "5a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from meeting_governance import optouts
-from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.identity import Participant
+from mg_emulator import EmulatorServer
 
 from .conftest import Web
 from .directory_scenario import (

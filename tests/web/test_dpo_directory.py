@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from meeting_governance import holds, optouts
-from meeting_governance.graph.emulator import EmulatorServer
 from meeting_governance.identity import Participant
 from meeting_governance.models import OptOut, Transcript
+from mg_emulator import EmulatorServer
 
 from ..dsr.helpers import make_transcript, person
 from .conftest import Web, csrf_from

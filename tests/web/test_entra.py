@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,17 +16,17 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from meeting_governance import users
-from meeting_governance.graph.emulator.scenario import (
+from meeting_governance.models import AuditEntry
+from meeting_governance.web.entra import map_role
+from meeting_governance.web.sessions import COOKIE_NAME, PRE_COOKIE_NAME
+from mg_emulator import EmulatorKeys, EmulatorServer
+from mg_emulator.scenario import (
     DEFAULT_REDIRECT_URIS,
     SignInUser,
     default_media_dir,
     default_scenario_path,
     load_scenario,
 )
-from meeting_governance.graph.emulator.server import EmulatorServer
-from meeting_governance.models import AuditEntry
-from meeting_governance.web.entra import map_role
-from meeting_governance.web.sessions import COOKIE_NAME, PRE_COOKIE_NAME
 
 from .conftest import Web
 
@@ -61,7 +60,7 @@ def test_entra_routes_absent_when_disabled(web: Web) -> None:
 
 
 CALLBACK = "https://mg.example.org/login/entra/callback"
-# The demo scenario's sign-in users (config/emulator/demo.toml), and one whose app role maps to
+# The demo scenario's sign-in users (mg_emulator/scenarios/demo.toml), and one whose app role maps to
 # no role of this application.
 COORDINATOR = ("morgan.coordinator@contoso.example", "emulator-coordinator-password")
 DPO = ("drew.dpo@contoso.example", "emulator-dpo-password")
@@ -73,12 +72,11 @@ _CTX = re.compile(r'name="ctx" value="([^"]+)"')
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
+def emulator(emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
     demo = load_scenario(default_scenario_path())
     scenario = replace(demo, users=(*demo.users, OUTSIDER),
                        redirect_uris=(*DEFAULT_REDIRECT_URIS, CALLBACK))
-    server = EmulatorServer(scenario, media_dir=default_media_dir(),
-                            state_dir=tmp_path / "emulator")
+    server = EmulatorServer(scenario, media_dir=default_media_dir(), keys=emulator_keys)
     with server:
         yield server
 

@@ -22,14 +22,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from meeting_governance.graph.emulator.scenario import (
+from meeting_governance.web.sessions import COOKIE_NAME
+from mg_emulator import EmulatorKeys, EmulatorServer
+from mg_emulator.scenario import (
     SignInUser,
     default_media_dir,
     default_scenario_path,
     load_scenario,
 )
-from meeting_governance.graph.emulator.server import EmulatorServer
-from meeting_governance.web.sessions import COOKIE_NAME
 
 from .browser import chromium, new_tab, serve
 from .conftest import Web
@@ -58,10 +58,10 @@ def _spki_sha256(cert_pem: Path) -> str:
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
+def emulator(emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
     demo = load_scenario(default_scenario_path())
     server = EmulatorServer(replace(demo, users=(*demo.users, OUTSIDER)),
-                            media_dir=default_media_dir(), state_dir=tmp_path / "emulator")
+                            media_dir=default_media_dir(), keys=emulator_keys)
     with server:
         yield server
 

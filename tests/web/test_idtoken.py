@@ -12,10 +12,10 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import select
 
-from meeting_governance.graph.emulator.server import EmulatorServer
-from meeting_governance.graph.emulator.token_faults import ID_TOKEN_FAULTS
 from meeting_governance.models import AuditEntry, User
 from meeting_governance.web.idtoken import IdTokenError, IdTokenValidator
+from mg_emulator.server import EmulatorServer
+from mg_emulator.token_faults import ID_TOKEN_FAULTS
 
 from . import test_entra
 from .conftest import Web

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from meeting_governance import optouts
-from meeting_governance.graph.emulator import EmulatorServer, Meeting
 from meeting_governance.identity import Participant, ParticipantKind
 from meeting_governance.models import OptOut
+from mg_emulator import EmulatorServer, Meeting
 
 from .browser import free_port
 from .conftest import Web, graph_config, review_token_from

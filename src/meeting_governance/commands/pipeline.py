@@ -44,7 +44,8 @@ def demo(
                               "starting afresh."),
 ) -> None:
     """Start the Graph emulator with sample meetings, register opt-outs, run the whole pipeline
-    once and print a summary. Uses its own data dir ($MG_HOME/demo), never your real one."""
+    once and print a summary. Uses its own data dir ($MG_HOME/demo) and configuration, never
+    your real ones. Needs the emulator: pip install -e '.[demo]'."""
     from meeting_governance.demo import run_demo
 
     run_demo(state(ctx).settings(), keep=keep, console=console)

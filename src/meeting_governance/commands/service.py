@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from meeting_governance.cliutil import app_context, console, state
+from meeting_governance.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -41,19 +42,24 @@ def emulator(
     ctx: typer.Context,
     port: int = typer.Option(8443, "--port", min=0, max=65535, help="Loopback port (0: any)."),
     scenario: Path | None = typer.Option(
-        None, "--scenario", help="Scenario TOML (default: the demo's, config/emulator/demo.toml)."),
+        None, "--scenario", help="Scenario TOML (default: the demo's, mg_emulator/scenarios/demo.toml)."),
     media: Path | None = typer.Option(None, "--media", help="Directory of the recordings' media "
                                       "(default: the demo clips shipped in the package)."),
 ) -> None:
     """Run the Microsoft Graph + sign-in emulator on loopback HTTPS (Ctrl-C stops it).
 
-    It generates a throwaway CA and prints where its bundle is: set graph.cloud = "custom",
-    point graph.ca_bundle at it and graph.authority_host and graph.base_url at the printed
-    URLs."""
-    from meeting_governance.graph.emulator import run_emulator
-    from meeting_governance.graph.emulator.scenario import default_media_dir, default_scenario_path
+    It generates a throwaway CA and prints where its bundle is: point graph.ca_bundle at it,
+    graph.authority_host and graph.base_url at the printed URLs. The emulator is not part of
+    the product: install the demo extra (pip install -e '.[demo]') first."""
+    from meeting_governance.demo import require_emulator
+
+    require_emulator()
+    from mg_emulator import ScenarioError, default_media_dir, default_scenario_path, run_emulator
 
     settings = state(ctx).settings()
     state_dir = settings.home / "emulator"
-    run_emulator(port, scenario or default_scenario_path("demo"), media or default_media_dir(),
-                 state_dir)
+    try:
+        run_emulator(port, scenario or default_scenario_path("demo"),
+                     media or default_media_dir(), state_dir)
+    except ScenarioError as exc:
+        raise ConfigError(str(exc)) from None

@@ -95,6 +95,18 @@ def is_microsoft_authority(authority_host: str) -> bool:
     return any(host == s or host.endswith("." + s) for s in _MICROSOFT_AUTHORITY_SUFFIXES)
 
 
+def _require_app(settings: GraphSettings) -> None:
+    """The product has no default tenant or app registration: name the keys to set."""
+    missing = [f"graph.{key} (MG_GRAPH__{key.upper()})"
+               for key in ("tenant_id", "client_id") if not getattr(settings, key).strip()]
+    if missing:
+        raise GraphError(
+            f"Microsoft Graph is not configured: set {' and '.join(missing)} to your Entra ID "
+            "tenant and the app registration's application id (see config/default.toml); "
+            "`meeting-governance demo` runs without a tenant"
+        )
+
+
 def _credential(settings: GraphSettings) -> str | dict[str, str]:
     """A client secret, or the certificate credential msal signs client assertions with."""
     if settings.certificate_path:
@@ -175,6 +187,7 @@ class GraphClient:
         self.calls: Counter[str] = Counter()
         self._sleep = sleep
         self._random = random_fn
+        _require_app(settings)
         self._credential = _credential(settings)
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
         # Proxy, CA bundle and timeouts: the same for every Graph and sign-in request.

@@ -64,6 +64,9 @@ class EntraSignIn:
         if not web.entra_client_id or not web.entra_client_secret:
             raise ConfigError("web.entra_enabled is true but web.entra_client_id or "
                               "web.entra_client_secret is empty")
+        if not graph.tenant_id.strip():
+            raise ConfigError("web.entra_enabled is true but graph.tenant_id is empty: configure "
+                              "graph.tenant_id (MG_GRAPH__TENANT_ID), the tenant users sign in to")
         self.client_id = web.entra_client_id
         self.secret = web.entra_client_secret
         self.authority = f"{graph.authority_host.rstrip('/')}/{graph.tenant_id}"

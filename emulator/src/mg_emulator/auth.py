@@ -22,10 +22,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from meeting_governance.graph.emulator.scenario import Scenario
+from mg_emulator.scenario import Scenario
 
 if TYPE_CHECKING:
-    from meeting_governance.graph.emulator.signin import SignIn
+    from mg_emulator.signin import SignIn
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

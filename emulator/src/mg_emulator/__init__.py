@@ -1,7 +1,8 @@
-"""A Microsoft Graph + sign-in emulator on loopback HTTPS, for the demo and the tests."""
+"""A Microsoft Graph + sign-in emulator on loopback HTTPS, for Meeting Governance's demo and
+tests: its own distribution (`meeting-governance-emulator`), never part of the product."""
 
-from meeting_governance.graph.emulator.faults import Faults, LoggedRequest, RequestLog
-from meeting_governance.graph.emulator.scenario import (
+from mg_emulator.faults import Faults, LoggedRequest, RequestLog
+from mg_emulator.scenario import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,
@@ -11,18 +12,21 @@ from meeting_governance.graph.emulator.scenario import (
     Person,
     Recording,
     Scenario,
+    ScenarioError,
     SignInUser,
     default_media_dir,
     default_scenario_path,
     load_scenario,
     scenario_from_dict,
 )
-from meeting_governance.graph.emulator.server import EmulatorServer, run_emulator
+from mg_emulator.server import EmulatorServer, run_emulator
+from mg_emulator.tls import EmulatorKeys, TlsFiles, make_keys
 
 __all__ = [
     "AttendanceRecord",
     "AttendanceReport",
     "Attendee",
+    "EmulatorKeys",
     "EmulatorServer",
     "Faults",
     "Group",
@@ -33,10 +37,13 @@ __all__ = [
     "Recording",
     "RequestLog",
     "Scenario",
+    "ScenarioError",
     "SignInUser",
+    "TlsFiles",
     "default_media_dir",
     "default_scenario_path",
     "load_scenario",
+    "make_keys",
     "run_emulator",
     "scenario_from_dict",
 ]

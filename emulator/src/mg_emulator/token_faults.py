@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 if TYPE_CHECKING:
-    from meeting_governance.graph.emulator.signin import SignIn
+    from mg_emulator.signin import SignIn
 
 # Each kind of bad id_token a relying party must refuse (see `SignIn.id_token_fault`).
 ID_TOKEN_FAULTS = frozenset({

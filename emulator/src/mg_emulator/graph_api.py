@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from meeting_governance.graph.emulator.directory_api import Directory, DirectoryError, directory_key
-from meeting_governance.graph.emulator.scenario import (
+from mg_emulator.directory_api import Directory, DirectoryError, directory_key
+from mg_emulator.scenario import (
     AttendanceRecord,
     AttendanceReport,
     Attendee,

@@ -1,7 +1,8 @@
 """What the emulator knows: organisers, the directory, meetings, attendance and recordings,
 read from TOML.
 
-A scenario is plain frozen data so a test can build one in code or load `config/emulator/*.toml`.
+A scenario is plain frozen data so a test can build one in code or load
+`mg_emulator/scenarios/*.toml`.
 The directory (`people`) holds members with aliases and B2B guests; organisers are in it too.
 """
 
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from meeting_governance.errors import ConfigError
+
+class ScenarioError(ValueError):
+    """A scenario file or dict that cannot be served: the message names the key and the fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,21 +213,21 @@ def _dt(value: Any, where: str) -> datetime | None:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise ConfigError(f"{where}: not an ISO 8601 date-time") from None
+            raise ScenarioError(f"{where}: not an ISO 8601 date-time") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise ConfigError(f"{where}: expected a date-time")
+    raise ScenarioError(f"{where}: expected a date-time")
 
 
 def _build(cls: type, data: dict[str, Any], where: str, **extra: Any) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+        raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
                           f"allowed: {', '.join(sorted(known))}")
     try:
         return cls(**{**data, **extra})
     except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Scenario:
@@ -252,7 +255,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
                                   records=records))
         for j, a in enumerate(attendees):
             if a.kind not in ATTENDEE_KINDS:
-                raise ConfigError(f"{where}.attendees[{j}].kind: {a.kind!r} is not one of "
+                raise ScenarioError(f"{where}.attendees[{j}].kind: {a.kind!r} is not one of "
                                   f"{', '.join(ATTENDEE_KINDS)}")
         m["start"] = _dt(m.get("start"), f"{where}.start")
         m["end"] = _dt(m.get("end"), f"{where}.end")
@@ -285,7 +288,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
         for key in ("roles", "groups"):
             value = u.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{where}.{key}: expected a list of strings")
+                raise ScenarioError(f"{where}.{key}: expected a list of strings")
             u[key] = tuple(value)
         sign_in_users.append(_build(SignInUser, u, where))
     people = []
@@ -294,7 +297,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
         for key in ("proxy_addresses", "other_mails"):
             value = u.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{source}: people[{i}].{key}: expected a list of strings")
+                raise ScenarioError(f"{source}: people[{i}].{key}: expected a list of strings")
             u[key] = tuple(value)
         people.append(_build(Person, u, f"{source}: people[{i}]"))
     top = {k: v for k, v in data.items()
@@ -302,7 +305,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
     if "redirect_uris" in top:
         uris = top["redirect_uris"]
         if not isinstance(uris, list) or not all(isinstance(v, str) for v in uris):
-            raise ConfigError(f"{source}: redirect_uris: expected a list of strings")
+            raise ScenarioError(f"{source}: redirect_uris: expected a list of strings")
         top["redirect_uris"] = tuple(uris)
     scenario: Scenario = _build(Scenario, top, source, organizers=organizers,
                                 meetings=tuple(meetings), recordings=tuple(recordings),
@@ -311,55 +314,54 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "scenario") -> Sce
     organizer_ids = {o.id for o in scenario.organizers}
     for m in scenario.meetings:
         if m.organizer not in organizer_ids:
-            raise ConfigError(f"{source}: meeting {m.id!r} names an organizer that is not listed")
+            raise ScenarioError(f"{source}: meeting {m.id!r} names an organizer that is not listed")
     for r in scenario.recordings:
         if r.meeting not in meeting_ids:
-            raise ConfigError(f"{source}: recording {r.id!r} names a meeting that is not listed")
+            raise ScenarioError(f"{source}: recording {r.id!r} names a meeting that is not listed")
     if scenario.page_size < 1:
-        raise ConfigError(f"{source}: page_size must be at least 1")
+        raise ScenarioError(f"{source}: page_size must be at least 1")
     person_ids = [p.id.lower() for p in scenario.people]
     if len(person_ids) != len(set(person_ids)):
-        raise ConfigError(f"{source}: people: an object id is listed twice")
+        raise ScenarioError(f"{source}: people: an object id is listed twice")
     seen_upns: set[str] = set()
     seen_ids: set[str] = set()
     for u in scenario.users:
         if not u.id or not u.upn or not u.password:
-            raise ConfigError(f"{source}: user {u.upn or u.id!r} needs id, upn and password")
+            raise ScenarioError(f"{source}: user {u.upn or u.id!r} needs id, upn and password")
         if u.upn.casefold() in seen_upns or u.id in seen_ids:
-            raise ConfigError(f"{source}: user {u.upn!r} is listed twice (upn or id)")
+            raise ScenarioError(f"{source}: user {u.upn!r} is listed twice (upn or id)")
         seen_upns.add(u.upn.casefold())
         seen_ids.add(u.id)
     for uri in scenario.redirect_uris:
         if urlsplit(uri).scheme not in ("https", "http") or "#" in uri:
-            raise ConfigError(f"{source}: redirect_uris: {uri!r} is not an absolute http(s) URI")
+            raise ScenarioError(f"{source}: redirect_uris: {uri!r} is not an absolute http(s) URI")
     return scenario
 
 
-_PACKAGE = Path(__file__).resolve().parents[2]  # src/meeting_governance
+_PACKAGE = Path(__file__).resolve().parent  # mg_emulator: its scenarios and media ship inside
 
 
 def default_scenario_path(name: str = "demo") -> Path:
-    """A shipped scenario: `config/emulator/NAME.toml` in a checkout, `data/emulator` in a wheel."""
-    for candidate in (_PACKAGE / "data" / "emulator" / f"{name}.toml",
-                      _PACKAGE.parent.parent / "config" / "emulator" / f"{name}.toml"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"emulator scenario {name!r} is not shipped with this installation; "
+    """A shipped scenario: `mg_emulator/scenarios/NAME.toml`."""
+    candidate = _PACKAGE / "scenarios" / f"{name}.toml"
+    if candidate.is_file():
+        return candidate
+    raise ScenarioError(f"emulator scenario {name!r} is not shipped with this installation; "
                       "pass a scenario file explicitly")
 
 
 def default_media_dir() -> Path:
-    """The demo recordings shipped in the package (`meeting_governance/data/media`)."""
-    return _PACKAGE / "data" / "media"
+    """The demo recordings shipped in the package (`mg_emulator/media`)."""
+    return _PACKAGE / "media"
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario TOML file (see `config/emulator/demo.toml`)."""
+    """Read a scenario TOML file (see `mg_emulator/scenarios/demo.toml`)."""
     file = Path(path)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read emulator scenario {file}: {exc.strerror}") from None
+        raise ScenarioError(f"cannot read emulator scenario {file}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"emulator scenario {file} is not valid TOML: {exc}") from None
+        raise ScenarioError(f"emulator scenario {file} is not valid TOML: {exc}") from None
     return scenario_from_dict(data, source=str(file))

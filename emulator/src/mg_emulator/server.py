@@ -21,18 +21,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from meeting_governance.config import GraphSettings
-from meeting_governance.graph.emulator import auth, signin
-from meeting_governance.graph.emulator.faults import Faults, RequestLog
-from meeting_governance.graph.emulator.graph_api import ApiError, GraphState
-from meeting_governance.graph.emulator.scenario import (
+from mg_emulator import auth, signin
+from mg_emulator.faults import Faults, RequestLog
+from mg_emulator.graph_api import ApiError, GraphState
+from mg_emulator.scenario import (
     Meeting,
     Person,
     Recording,
     Scenario,
     load_scenario,
 )
-from meeting_governance.graph.emulator.tls import TlsFiles, ensure_tls_files
+from mg_emulator.tls import EmulatorKeys, TlsFiles, ensure_tls_files
 
 log = logging.getLogger(__name__)
 
@@ -430,22 +429,30 @@ class EmulatorServer:
     """Microsoft Graph and its sign-in authority on one HTTPS loopback port.
 
     `faults` and `requests` are the test hooks: knobs to break things, a log to prove calls.
+    `keys` (from `make_keys`) lets many emulators share one CA and signing key, as a test
+    session does; without them the certificates live in `state_dir`, reused while valid.
     """
 
-    def __init__(self, scenario: Scenario, *, media_dir: Path, state_dir: Path,
-                 port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, scenario: Scenario, *, media_dir: Path, state_dir: Path | None = None,
+                 keys: EmulatorKeys | None = None, port: int = 0,
+                 host: str = "127.0.0.1") -> None:
+        if keys is None and state_dir is None:
+            raise ValueError("EmulatorServer needs state_dir (where its certificates live) "
+                             "or keys (from mg_emulator.make_keys)")
         self.scenario = scenario
         self.media_dir = Path(media_dir)
-        self.state_dir = Path(state_dir)
         self.faults = Faults()
         self.requests = RequestLog()
         self.tokens = auth.TokenStore()
-        self.signin = signin.SignIn(scenario)  # /authorize, its page, user tokens
+        # /authorize, its page, user tokens
+        self.signin = (signin.SignIn(scenario) if keys is None
+                       else signin.SignIn(scenario, key=keys.signing_key))
         self._host = host
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.tls: TlsFiles = ensure_tls_files(self.state_dir)
+        self.tls: TlsFiles = (keys.tls if keys is not None
+                              else ensure_tls_files(Path(state_dir or ".")))
         self.graph = GraphState(scenario, base_url="")
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -522,9 +529,11 @@ class EmulatorServer:
     def client_certificate_thumbprint(self) -> str:
         return self.tls.client_thumbprint_sha1
 
-    def graph_settings(self, **overrides: Any) -> GraphSettings:
-        """`GraphSettings` pointing at this emulator (secret credential unless overridden):
-        graph.cloud "custom", since no Microsoft cloud's preset names a loopback address."""
+    def client_config(self, **overrides: Any) -> dict[str, Any]:
+        """The `graph` configuration section of a client pointing at this emulator (secret
+        credential unless overridden), as plain keys — graph.cloud "custom", since no Microsoft
+        cloud's preset names a loopback address: Meeting Governance's `GraphSettings(**…)`
+        or its `MG_GRAPH__*` variables take them as they are."""
         values: dict[str, Any] = {
             "cloud": "custom", "tenant_id": self.tenant_id, "client_id": self.client_id,
             "client_secret": self.client_secret, "authority_host": self.authority_host,
@@ -532,7 +541,7 @@ class EmulatorServer:
             "organizers": [o.id for o in self.scenario.organizers],
         }
         values.update(overrides)
-        return GraphSettings(**values)
+        return values
 
     def add_recording(self, recording: Recording) -> None:
         """A new recording appears at runtime (it shows up in the next delta round)."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
-from meeting_governance.graph.emulator.scenario import Person
+from mg_emulator.scenario import Person
 
 _DEFAULT_FIELDS = ("id", "displayName", "mail", "userPrincipalName")
 _SELECTABLE = frozenset({"id", "displayName", "mail", "userPrincipalName", "proxyAddresses",

@@ -41,9 +41,10 @@ from urllib.parse import urlencode, urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from meeting_governance.graph.emulator.auth import aad_error
-from meeting_governance.graph.emulator.scenario import Scenario, SignInUser
-from meeting_governance.graph.emulator.token_faults import spoiled_id_token
+from mg_emulator.auth import aad_error
+from mg_emulator.scenario import Scenario, SignInUser
+from mg_emulator.tls import new_signing_key
+from mg_emulator.token_faults import spoiled_id_token
 
 PENDING_LIFETIME_S = 600   # how long the sign-in page stays usable
 CODE_LIFETIME_S = 300      # Entra's codes live "about 10 minutes"; shorter is allowed
@@ -138,8 +139,7 @@ class SignIn:
 
     scenario: Scenario
     code_lifetime_s: int = CODE_LIFETIME_S
-    key: rsa.RSAPrivateKey = field(
-        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    key: rsa.RSAPrivateKey = field(default_factory=new_signing_key)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _codes: dict[str, _Grant] = field(default_factory=dict)
