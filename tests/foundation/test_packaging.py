@@ -94,10 +94,13 @@ def test_the_shipped_configuration_points_at_microsoft_not_an_emulator(
     shipped = tomllib.loads(product_wheel.read("meeting_governance/data/default.toml").decode())
     graph = shipped["graph"]
     assert graph["tenant_id"] == "" and graph["client_id"] == ""
-    assert graph["authority_host"] == "https://login.microsoftonline.com"
-    assert graph["base_url"] == "https://graph.microsoft.com/v1.0"
+    # The endpoints are left to the cloud preset: Microsoft's global cloud, not a loopback.
+    assert graph["cloud"] == "global"
+    assert graph["authority_host"] == graph["base_url"] == graph["scope"] == ""
     assert graph["ca_bundle"] == ""
     defaults = GraphSettings()
+    assert defaults.authority_host == "https://login.microsoftonline.com"
+    assert defaults.base_url == "https://graph.microsoft.com/v1.0"
     assert (defaults.tenant_id, defaults.client_id) == ("", "")
     for value in (defaults.authority_host, defaults.base_url, defaults.scope):
         assert value.startswith("https://") and not any(h in value for h in LOOPBACK), value
