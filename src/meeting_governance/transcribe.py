@@ -27,6 +27,7 @@ from meeting_governance.decoding import PackedStats, decode_packed, packed_vad_o
 from meeting_governance.device import DevicePlan, DeviceProbe, load_whisper, plan_device
 from meeting_governance.diarization.turns import SpeakerTurn, speaker_for
 from meeting_governance.errors import ConfigError, TranscriptionError
+from meeting_governance.segments import Segment, TranscriptResult  # re-exported
 from meeting_governance.vad import SpeechMap, VadStream
 
 if TYPE_CHECKING:
@@ -45,37 +46,6 @@ Progress = Callable[[float, float], None]
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 INSTALLABLE = ("base",)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One stretch of speech: times in seconds from the start of the recording.
-
-    `speaker` is the diarization label ("Speaker 2"), None when diarization was off or found
-    nobody near; `speaker_source` says how the label was named (see diarization.turns).
-    """
-
-    start: float
-    end: float
-    text: str
-    speaker: str | None = None
-    speaker_source: str | None = None
-
-
-@dataclass(frozen=True)
-class TranscriptResult:
-    """A whole recording's transcript plus what is needed to judge and reproduce it."""
-
-    segments: tuple[Segment, ...]
-    language: str
-    language_probability: float
-    duration: float
-    model: str
-    turns: tuple[SpeakerTurn, ...] = ()  # who spoke when; empty without diarization
-
-    @property
-    def text(self) -> str:
-        return " ".join(s.text for s in self.segments)
 
 
 def user_models_dir() -> Path:
