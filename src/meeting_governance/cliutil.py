@@ -136,25 +136,31 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 class BarReporter:
-    """The pipeline's progress as a rich bar on stderr: bytes downloaded, audio transcribed.
+    """The pipeline's progress as a rich bar on stderr: bytes downloaded, audio transcribed,
+    then one line per recording where it ended. Drawn on a terminal only: in a pipe, a log or
+    under `--json` it stays silent (the table or JSON on stdout says it all).
 
     Shows recording ids only (never a subject or a name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True, console: Console | None = None) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        out = console or err_console
+        self.enabled = enabled and out.is_terminal
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                                 console=err_console, transient=True)
+                                 console=out, transient=True, disable=not self.enabled)
         self._task: Any = None
 
     def __enter__(self) -> BarReporter:
-        self.progress.start()
+        if self.enabled:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._drop()
-        self.progress.stop()
+        if self.enabled:
+            self.progress.stop()
 
     def _drop(self) -> None:
         if self._task is not None:
@@ -178,11 +184,13 @@ class BarReporter:
                                  detail=f"{done:.0f}/{total:.0f} s of audio")
 
     def finished(self, outcome: Any) -> None:
-        """One recording is done: say where it ended."""
+        """One recording is done: say where it ended (on a terminal)."""
         self._drop()
-        self.progress.console.print(
-            f"recording {outcome.recording_id}: {outcome.state}"
-            + (f" ({outcome.reason})" if outcome.reason else ""), markup=False, highlight=False)
+        if self.enabled:
+            self.progress.console.print(
+                f"recording {outcome.recording_id}: {outcome.state}"
+                + (f" ({outcome.reason})" if outcome.reason else ""), markup=False,
+                highlight=False)
 
 
 @contextmanager

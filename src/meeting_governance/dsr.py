@@ -48,8 +48,8 @@ from meeting_governance.models import (
     TranscriptParticipant,
 )
 from meeting_governance.people import PersonIdentity, Registration, who_is
-from meeting_governance.store import read_content, read_participants, subject_owner
 from meeting_governance.segments import Segment
+from meeting_governance.store import read_content, read_participants, subject_owner
 
 KINDS = ("access", "erasure", "rectification", "withdrawal")
 _NOT_ASKED = who_is((), 1, asked=False)

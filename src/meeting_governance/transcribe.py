@@ -24,7 +24,7 @@ import numpy as np
 
 from meeting_governance import audio
 from meeting_governance.decoding import PackedStats, decode_packed, packed_vad_options
-from meeting_governance.device import DevicePlan, DeviceProbe, load_whisper, plan_device
+from meeting_governance.device import DevicePlan, load_whisper
 from meeting_governance.diarization.turns import SpeakerTurn, speaker_for
 from meeting_governance.errors import ConfigError, TranscriptionError
 from meeting_governance.segments import Segment, TranscriptResult  # re-exported
@@ -258,8 +258,9 @@ class Transcriber:
     def check(self) -> DevicePlan:
         """What `model` will load and where, without loading it: called when a command starts,
         so a missing model or GPU is reported before any recording is downloaded."""
-        resolve_model(self.settings.model)
-        plan = plan_device(self.settings, DeviceProbe.detect())
+        from meeting_governance.preflight import check_model
+
+        _, plan = check_model(self.settings)
         log.info("transcription plan", extra={"device": plan.device,
                                               "compute_type": plan.compute_type,
                                               "why": plan.reason})

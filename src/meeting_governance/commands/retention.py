@@ -43,7 +43,8 @@ purge_app = group(
     invoke_without_command=True,
 )
 hold_app = group(help="Legal holds: set, release, list.", no_args_is_help=True)
-retention_app = group(help="Retention policies: list them, re-apply them.",
+retention_app = group(help="Retention policies: `retention policies` lists them, `retention "
+                      "apply` re-applies them after a change.",
                             no_args_is_help=True)
 
 
@@ -55,9 +56,13 @@ def register(app: typer.Typer) -> None:
 
 # -- purge ------------------------------------------------------------------------------------
 def report_dict(report: PurgeReport) -> dict[str, Any]:
+    """The report as `purge --json` prints it. A dry run purges nothing: its count is
+    `would_purge`, and `purged` is 0 (a script reading `purged` must not believe it happened)."""
+    counts = ({"purged": 0, "would_purge": report.purged} if report.dry_run
+              else {"purged": report.purged})
     return {
         "run_id": report.run_id, "as_of": report.as_of, "dry_run": report.dry_run,
-        "purged": report.purged, "by_policy": report.by_policy, "held": report.held,
+        **counts, "by_policy": report.by_policy, "held": report.held,
         "skipped": report.skipped,
         "errors": [{"transcript_id": e.transcript_id, "error": e.error} for e in report.errors],
         "tombstone_ids": list(report.tombstone_ids), "staging_deleted": report.staging_deleted,
