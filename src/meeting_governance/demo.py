@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from meeting_governance import formats
+from meeting_governance.cliutil import BarReporter
 from meeting_governance.config import Settings, load_settings, packaged_path
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
@@ -29,6 +30,20 @@ from meeting_governance.optout_identities import refresh
 from meeting_governance.optouts import import_csv
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.store import read_content
+
+
+# What each sample meeting of config/emulator/demo.toml is there to show, by its (made-up)
+# subject: the summary says it beside the outcome, so a failure on purpose does not read as a bug.
+SHOWS = {
+    "Weekly sync": "internal, everyone known: transcribed",
+    "Customer call": "a guest and an anonymous visitor: not everyone known, so not transcribed",
+    "Planning": "no attendance report: who was there is unknown, so not transcribed",
+    "Budget review": "someone dialled in by phone: unknown, so not transcribed",
+    "Sprint retrospective": "a person who opted out (under an alias): blocked, never downloaded",
+    "Vendor demo": "a B2B guest the directory knows: transcribed",
+    "All hands": "a corrupt upload, on purpose: fails clearly and is retried later",
+    "Team stand-up": "a recurring meeting: only this occurrence's attendance counts",
+}
 
 
 @dataclass(frozen=True)
@@ -61,10 +76,15 @@ def _demo_config(home: Path, emulator: EmulatorServer) -> str:
 def run_demo(base: Settings, *, keep: bool = False, console: Console | None = None) -> DemoResult:
     """Run the demo end to end and print a summary; returns what it did (for tests)."""
     console = console or Console()
+    from meeting_governance.context import private_dir
+    from meeting_governance.preflight import check_model
+
+    check_model(base.transcription)  # a missing model stops the demo before anything starts
     home = base.home / "demo"
     if home.exists() and not keep:
         shutil.rmtree(home)
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(base.home)  # 0700, not the umask's 0755
+    private_dir(home)
     scenario = load_scenario(packaged_path("emulator/demo.toml"))
     media_dir = packaged_path("media/manifest.json").parent
     emulator = EmulatorServer(scenario, media_dir=media_dir, state_dir=home / "emulator")
@@ -102,10 +122,12 @@ def _run(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoRes
         report = poll(app, graph)
     console.print(f"Discovered {report.new} recordings from Microsoft Graph (emulated).")
     services = Services.from_app(app)
+    console.print("Gate, download and transcribe locally with Whisper (about 15 s on 2 cores)…")
     try:
-        with console.status("Transcribing locally with Whisper…") as status:
-            process(app, services, limit=100, on_item=lambda o: status.update(
-                f"recording {o.recording_id}: {o.state}"))
+        # A bar per download and transcription on a terminal; nothing extra in a pipe.
+        with BarReporter(console=console) as reporter:
+            services.reporter = reporter
+            process(app, services, limit=100, on_item=reporter.finished)
     finally:
         services.close()
     return _summary(app, emulator, console)
@@ -123,13 +145,15 @@ def _program() -> str:
 
 
 def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoResult:
-    table = Table(title="Demo: what happened to each recording")
+    table = Table(title="Demo: what happened to each sample recording")
     table.add_column("#")
+    table.add_column("sample meeting: what it shows", max_width=48)
     table.add_column("state")
     table.add_column("why", max_width=60)
     table.add_column("transcript (first words)", max_width=50)
     counts: dict[str, int] = {}
     transcripts: list[str] = []
+    subjects = {m.id: m.subject for m in emulator.scenario.meetings}
     content_requests = [r for r in emulator.requests.all() if r.path.endswith("/content")]
     with app.session() as session:
         recs = session.exec(select(Recording).order_by(col(Recording.id))).all()
@@ -144,21 +168,29 @@ def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> Dem
                 words = f"{row.id[:8]}…: " + " ".join(text.split()[:7]) + " …"
                 app.audit(session, "transcript.read", target_type="transcript",
                           target_id=row.id, reason="demo summary")
-            table.add_row(str(rec.id), rec.state, rec.reason, words)
+            subject = subjects.get(rec.meeting_id, "")
+            shows = f"{subject}: {SHOWS[subject]}" if subject in SHOWS else subject
+            table.add_row(str(rec.id), shows, rec.state, rec.reason, words)
     console.print(table)
     console.print(f"Media downloads requested from Graph: {len(content_requests)} "
                   "(blocked recordings are never fetched).")
     console.print(f"Data directory: {app.settings.home} (transcripts encrypted in "
                   f"{app.settings.database_url.split('///')[-1]})", soft_wrap=True)
-    program = _program()
+    program = f"MG_HOME={app.settings.home} {_program()}"
+
+    def hint(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    hint("Next, try:")
     if transcripts:
-        console.print("Read one (decrypts and audits the access):")
-        console.print(f"  MG_HOME={app.settings.home} {program} transcript show "
-                      f"{transcripts[0]} --reason demo", markup=False, highlight=False, soft_wrap=True)
-        console.print(f"  MG_HOME={app.settings.home} {program} transcript export "
-                      f"{transcripts[0]} --format vtt", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"  MG_HOME={app.settings.home} {program} recordings list",
-                  markup=False, highlight=False, soft_wrap=True)
-    console.print(f"  MG_HOME={app.settings.home} {program} audit verify",
-                  markup=False, highlight=False, soft_wrap=True)
+        hint(f"  {program} transcript show {transcripts[0]} --reason demo"
+             "    # decrypts; the access is audited")
+        hint(f"  {program} transcript export {transcripts[0][:8]} --format vtt"
+             "    # an id prefix is enough")
+    hint(f"  {program} recordings list    # every recording, its state and transcript id")
+    hint(f"  {program} users add me --role admin && {program} serve"
+         "    # the opt-out web form")
+    hint(f"  {program} purge --dry-run    # what retention would purge, changing nothing")
+    hint(f"  {program} stats    # counts by month, small cells suppressed")
+    hint(f"  {program} audit verify    # the hash-chained audit log is intact")
     return DemoResult(app.settings.home, counts, tuple(transcripts))
