@@ -31,7 +31,6 @@ from meeting_governance.optouts import import_csv
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.store import read_content
 
-
 # What each sample meeting of config/emulator/demo.toml is there to show, by its (made-up)
 # subject: the summary says it beside the outcome, so a failure on purpose does not read as a bug.
 SHOWS = {
