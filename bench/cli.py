@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, emit, figure, progress, quick_mode  # noqa: E402
+from common import REPO, emit, figure, progress, quick_mode
 
 QUICK_ARGS = ["--quick"]
 FULL_ARGS: list[str] = []

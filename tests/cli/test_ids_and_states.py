@@ -38,10 +38,9 @@ def _cli(app: AppContext, *args: str, **extra: str) -> subprocess.CompletedProce
 def _with_ids(app: AppContext, monkeypatch: pytest.MonkeyPatch, *ids: str) -> None:
     """Store real transcripts under ids we choose, so that their prefixes collide."""
     import uuid
+    from types import SimpleNamespace
 
     from meeting_governance import store
-
-    from types import SimpleNamespace
 
     chosen = iter(ids)  # store.py names new transcripts with uuid4: only there is it replaced
     monkeypatch.setattr(store, "uuid", SimpleNamespace(uuid4=lambda: uuid.UUID(next(chosen))))
