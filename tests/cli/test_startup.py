@@ -90,3 +90,10 @@ def test_a_bad_environment_variable_is_named_not_the_file(tmp_path: Path) -> Non
     from_file = cli(home, "recordings", "list")
     assert from_file.returncode == 2
     assert f"gate.retry_interval_minutes in {home / 'config.toml'}" in from_file.stderr
+
+
+def test_the_migration_head_is_read_without_alembic_as_alembic_reads_it() -> None:
+    """`migrate` skips Alembic when the database is at the scripts' head: both must agree."""
+    from meeting_governance.db import head_revision, scripted_heads
+
+    assert scripted_heads() == {head_revision()}
