@@ -102,3 +102,34 @@ def test_a_missing_keyring_stops_process_naming_init(home: Path, emulator: Emula
     assert done.returncode == ExitCode.PREFLIGHT, done.stderr
     assert "keyring" in done.stderr and "meeting-governance init" in done.stderr
     _nothing_fetched(emulator, home)
+
+
+def test_process_on_a_terminal_shows_progress_and_where_each_recording_ended(
+        home: Path, emulator: EmulatorServer) -> None:
+    """On a terminal (a pseudo-terminal here) `process` draws its bar on stderr and says where
+    each recording ended; piped (the tests above) it prints the table only."""
+    import os
+    import pty
+
+    env = _ready(home, emulator, COLUMNS="160")
+    primary, secondary = pty.openpty()
+    try:
+        child = subprocess.Popen([*CLI, "process"], env=env, stdin=subprocess.DEVNULL,
+                                 stdout=secondary, stderr=secondary)
+        os.close(secondary)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = child.wait(timeout=600)
+    finally:
+        os.close(primary)
+    seen = b"".join(chunks).decode("utf-8", errors="replace")
+    assert code == ExitCode.FAILED, seen[-2000:]
+    assert "transcribing" in seen or "downloading" in seen
+    assert ": stored" in seen and ": failed" in seen
