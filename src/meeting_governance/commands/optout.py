@@ -153,7 +153,8 @@ def optout_list(
 @optout_app.command("revoke")
 def optout_revoke(
     ctx: typer.Context,
-    optout_id: str = typer.Argument(..., help="The opt-out's id (see `optout list`)."),
+    optout_id: str = typer.Argument(..., help=("The opt-out's id, or a unique prefix of it "
+                                               "(at least 4 characters; see `optout list`).")),
     reason: str | None = typer.Option(None, "--reason", help="Why (stored encrypted)."),
 ) -> None:
     """Revoke an opt-out; it stays in the history."""

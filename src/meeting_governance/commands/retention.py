@@ -191,7 +191,8 @@ def _target_opts(transcript_id: str | None, email: str | None, object_id: str | 
 
 @hold_app.command("set")
 def hold_set(ctx: typer.Context,
-             transcript_id: str | None = typer.Argument(None, help="Transcript to hold."),
+             transcript_id: str | None = typer.Argument(
+                 None, help="Transcript to hold (its id or a unique prefix, 4+ characters)."),
              email: str | None = typer.Option(None, "--email", help="Hold every transcript of "
                                               "this person's meetings, present and future."),
              object_id: str | None = typer.Option(None, "--object-id", help="Same, by Entra id."),
@@ -223,8 +224,9 @@ def hold_set(ctx: typer.Context,
 
 @hold_app.command("release")
 def hold_release(ctx: typer.Context,
-                 transcript_id: str | None = typer.Argument(None, help="Transcript whose hold ends."),
-                 hold_id: str | None = typer.Option(None, "--hold-id", help="The hold, by id."),
+                 transcript_id: str | None = typer.Argument(
+                     None, help="Transcript whose hold ends (id or unique prefix)."),
+                 hold_id: str | None = typer.Option(None, "--hold-id", help="The hold, by id or prefix."),
                  email: str | None = typer.Option(None, "--email", help="A person hold, by address."),
                  object_id: str | None = typer.Option(None, "--object-id", help="A person hold, by id."),
                  meeting: str | None = typer.Option(None, "--meeting", help="A meeting hold."),

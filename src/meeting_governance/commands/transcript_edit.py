@@ -35,7 +35,8 @@ def register(transcript_app: typer.Typer) -> None:
 
 def edit(
     ctx: typer.Context,
-    transcript_id: str = typer.Argument(..., help="Transcript id (see `transcript list`)."),
+    transcript_id: str = typer.Argument(..., help=("Transcript id, or a unique prefix "
+                                                   "of it (4+ characters; see `transcript list`).")),
     from_file: Path | None = typer.Option(
         None, "--from", exists=True, dir_okay=False, readable=True,
         help="The corrected text (as `edit` shows it: 'start --> end | words' per line) or a "
