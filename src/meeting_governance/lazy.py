@@ -24,4 +24,7 @@ def module(name: str) -> ModuleType:
     lazy = importlib.util.module_from_spec(spec)
     sys.modules[name] = lazy
     loader.exec_module(lazy)
+    parent, _, child = name.rpartition(".")
+    if parent:  # as the import system does: `import a.b` then `a.b.x` must work
+        setattr(sys.modules[parent], child, lazy)
     return lazy

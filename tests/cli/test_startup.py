@@ -97,3 +97,19 @@ def test_the_migration_head_is_read_without_alembic_as_alembic_reads_it() -> Non
     from meeting_governance.db import head_revision, scripted_heads
 
     assert scripted_heads() == {head_revision()}
+
+
+def test_a_lazy_module_behaves_as_an_imported_one(tmp_path: Path) -> None:
+    """Loaded on first use, and reachable every way the import system allows."""
+    code = ("import sys\nfrom meeting_governance.lazy import module\n"
+            "m = module('meeting_governance.receipts')\n"
+            "before = 'cryptography.hazmat.primitives.asymmetric.ed25519' in sys.modules\n"
+            "import meeting_governance.receipts\n"
+            "from meeting_governance import receipts\n"
+            "assert receipts is m is meeting_governance.receipts\n"
+            "assert callable(m.verify_receipt)\n"
+            "print(before, 'cryptography.hazmat.primitives.asymmetric.ed25519' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
