@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from meeting_governance import __version__
-from meeting_governance.cliutil import err_console, state
+from meeting_governance.cliutil import discard_created_homes, err_console, state
 from meeting_governance.commands import (
     admin,
     dsr,
@@ -24,6 +24,7 @@ from meeting_governance.commands import (
     users,
 )
 from meeting_governance.errors import GovernanceError
+from meeting_governance.exitcodes import ExitCode
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -70,12 +71,23 @@ users.register(app)
 
 
 def main() -> None:
-    """Console-script entry point: our errors become one line and an exit code."""
+    """Console-script entry point: our errors become one line and an exit code (`exitcodes`).
+
+    A command that fails leaves no data directory behind that it created itself."""
     try:
         app()
     except GovernanceError as exc:
+        discard_created_homes()
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        discard_created_homes()
         err_console.print("interrupted")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            discard_created_homes()
+        raise
+    except BaseException:
+        discard_created_homes()
+        raise

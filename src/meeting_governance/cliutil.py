@@ -6,26 +6,47 @@ Commands parse, call one function and print; no logic lives in the command modul
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from meeting_governance.config import Settings, load_settings
-from meeting_governance.context import AppContext
-from meeting_governance.logs import configure_logging
+if TYPE_CHECKING:  # the configuration and the database load when a command needs them
+    from meeting_governance.config import Settings
+    from meeting_governance.context import AppContext
 
-# Piped output (CI logs, `| less`) gets 120 columns instead of rich's 80.
-console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 120)
+# Outside a terminal (a pipe, a file, CI logs) nothing is cut: tables take the width they need
+# unless COLUMNS says otherwise, so ids can be copied whole. rich reads COLUMNS itself.
+UNBOUNDED = 10_000
+
+
+def _stdout_width() -> int | None:
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return None
+    return UNBOUNDED
+
+
+console = Console(stderr=False, highlight=False, width=_stdout_width())
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+CREATED_HOMES: list[Path] = []
+"""Data directories this process created; `discard_created_homes` undoes them on failure."""
+
+
+def discard_created_homes() -> None:
+    """A command failed: remove the data directories it created (nothing was there before)."""
+    import shutil
+
+    while CREATED_HOMES:
+        shutil.rmtree(CREATED_HOMES.pop(), ignore_errors=True)
 
 
 @dataclass
@@ -37,12 +58,22 @@ class CliState:
 
     def settings(self) -> Settings:
         if self._settings is None:
+            from meeting_governance.config import load_settings
+
             self._settings = load_settings(self.config)
         return self._settings
 
     def context(self) -> AppContext:
         if self._ctx is None:
+            from meeting_governance.context import AppContext, private_dir
+            from meeting_governance.logs import configure_logging
+
             settings = self.settings()
+            # A new data directory is private (0700) from the start, and `main` removes it
+            # again if this command fails: no half-made MG_HOME is left behind.
+            if not settings.home.exists():
+                private_dir(settings.home)
+                CREATED_HOMES.append(settings.home)
             configure_logging(settings.logging.level, settings.log_file, stderr=self.verbose)
             self._ctx = AppContext.open(settings)
         return self._ctx
@@ -91,9 +122,12 @@ def print_json(value: Any) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table on stdout; a narrow terminal folds long cells (ids) instead of cutting them."""
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else (v.isoformat(timespec="seconds")
                                               if isinstance(v, datetime) else str(v))
@@ -102,23 +136,31 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 class BarReporter:
-    """The pipeline's progress as a rich bar on stderr: bytes downloaded, audio transcribed.
+    """The pipeline's progress as a rich bar on stderr: bytes downloaded, audio transcribed,
+    then one line per recording where it ended. Drawn on a terminal only: in a pipe, a log or
+    under `--json` it stays silent (the table or JSON on stdout says it all).
 
     Shows recording ids only (never a subject or a name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True, console: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        out = console or err_console
+        self.enabled = enabled and out.is_terminal
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                                 console=err_console, transient=True)
+                                 console=out, transient=True, disable=not self.enabled)
         self._task: Any = None
 
     def __enter__(self) -> BarReporter:
-        self.progress.start()
+        if self.enabled:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._drop()
-        self.progress.stop()
+        if self.enabled:
+            self.progress.stop()
 
     def _drop(self) -> None:
         if self._task is not None:
@@ -142,16 +184,20 @@ class BarReporter:
                                  detail=f"{done:.0f}/{total:.0f} s of audio")
 
     def finished(self, outcome: Any) -> None:
-        """One recording is done: say where it ended."""
+        """One recording is done: say where it ended (on a terminal)."""
         self._drop()
-        self.progress.console.print(
-            f"recording {outcome.recording_id}: {outcome.state}"
-            + (f" ({outcome.reason})" if outcome.reason else ""), markup=False, highlight=False)
+        if self.enabled:
+            self.progress.console.print(
+                f"recording {outcome.recording_id}: {outcome.state}"
+                + (f" ({outcome.reason})" if outcome.reason else ""), markup=False,
+                highlight=False)
 
 
 @contextmanager
 def progress_bar(description: str, total: int | None = None) -> Iterator[Any]:
     """A rich progress bar on stderr; yields `update(done, total)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err_console, transient=False)
     task = progress.add_task(description, total=total)

@@ -438,7 +438,9 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
     return home_cfg if home_cfg.is_file() else None
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], file: Path | None) -> str:
+    """One problem, blamed on where the value came from: the environment variable that set it
+    (the environment beats the file), else the config file, else the key itself."""
     loc = ".".join(str(p) for p in error.get("loc", ()))
     msg = error.get("msg", "invalid")
     ctx = error.get("ctx") or {}
@@ -446,12 +448,21 @@ def _describe(error: dict[str, Any]) -> str:
         return str(ctx["error"])  # names its keys and the fix itself
     if error.get("type") == "extra_forbidden":
         # Dotted, not "[section]": the CLI prints through rich, which would eat a bracket pair.
-        return f"unknown key {loc!r}: remove it or check its spelling against config/default.toml"
+        where = f" in {file}" if file else ""
+        return (f"unknown key {loc!r}{where}: remove it or check its spelling against "
+                "config/default.toml")
     allowed = ""
     if "expected" in ctx and str(ctx["expected"]) not in msg:
         allowed = f" (allowed: {ctx['expected']})"
-    env_name = ENV_PREFIX + loc.replace(".", "__").upper()
-    return f"{loc}: {msg}{allowed} — set it in the config file or with {env_name}"
+    parts = [str(p) for p in error.get("loc", ())]
+    env_name = ENV_PREFIX + "__".join(parts[:2]).upper() if parts else ENV_PREFIX
+    if env_name in os.environ:
+        # The value is not repeated: it may be a secret (MG_GRAPH__CLIENT_SECRET).
+        return (f"environment variable {env_name} (sets {loc}): {msg}{allowed} — fix or "
+                f"unset {env_name}")
+    if file is not None:
+        return f"{loc} in {file}: {msg}{allowed} — fix it there (or override it with {env_name})"
+    return f"{loc}: {msg}{allowed} — set it in a config file or with {env_name}"
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -478,9 +489,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
                           f"JSON, e.g. '{{\"key\": \"value\"}}'; set: {', '.join(names) or 'none'}"
                           ) from None
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
-        source = f" in {file}" if file else ""
-        raise ConfigError(f"invalid configuration{source}: {problems}") from None
+        problems = "; ".join(_describe(e, file) for e in exc.errors())  # type: ignore[arg-type]
+        raise ConfigError(f"invalid configuration: {problems}") from None
     policies = settings.retention.policies
     if settings.retention.default_policy not in policies:
         raise ConfigError(

@@ -426,15 +426,16 @@ def run_daemon(settings: Settings, *, workers: int | None = None,
     Every process writes its metrics to files in one directory (Prometheus multiprocess
     mode), which the one `/metrics` endpoint of this process reads. `verbose`: the log on
     stderr too."""
+    from meeting_governance.preflight import run_preflight
     from meeting_governance.sizing import available_memory, host_cores, plan_workers
-    from meeting_governance.transcribe import Transcriber
 
     configure_logging(settings.logging.level, settings.log_file, stderr=verbose)
-    device = Transcriber(settings.transcription).check()  # a missing model or GPU stops us now
+    # A missing model or GPU, an unwritable path or an unreadable keyring stops us now.
+    device = run_preflight(settings).device
     plan = plan_workers(settings.daemon.workers if workers is None else workers,
                         cores=host_cores(), threads=settings.transcription.cpu_threads,
                         sqlite=settings.database_url.startswith("sqlite"),
-                        gpu=device.device == "cuda", memory=available_memory())
+                        gpu=device is not None and device.device == "cuda", memory=available_memory())
     log.info("daemon workers", extra={"workers": plan.workers, "threads": plan.threads,
                                       "why": plan.reason})
     settings.transcription.cpu_threads = plan.threads

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from math import ceil
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment as FwSegment
     from faster_whisper.transcribe import TranscriptionInfo
@@ -149,6 +148,7 @@ def decode_packed(model: WhisperModel, samples: np.ndarray, stretches: Sequence[
     unlikely (average log probability under -1) is decoded again on its own at rising
     temperatures. Batched decoding has neither by itself.
     """
+    import numpy as np  # here, not at import: the CLI and the web app never load numpy
     from faster_whisper.transcribe import restore_speech_timestamps
 
     stats = stats if stats is not None else PackedStats()

@@ -22,6 +22,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from meeting_governance import formats
+from meeting_governance.cliutil import BarReporter
 from meeting_governance.config import GraphSettings, Settings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.errors import ConfigError
@@ -49,6 +50,21 @@ def require_emulator() -> None:
             raise
         raise ConfigError(f"the Microsoft Graph emulator is not installed (it is not part of "
                           f"the product); {INSTALL_DEMO}") from None
+
+
+# What each sample meeting of the emulator's demo scenario (mg_emulator/scenarios/demo.toml) is
+# there to show, by its (made-up) subject: the summary says it beside the outcome, so a failure
+# on purpose does not read as a bug.
+SHOWS = {
+    "Weekly sync": "internal, everyone known: transcribed",
+    "Customer call": "a guest and an anonymous visitor: not everyone known, so not transcribed",
+    "Planning": "no attendance report: who was there is unknown, so not transcribed",
+    "Budget review": "someone dialled in by phone: unknown, so not transcribed",
+    "Sprint retrospective": "a person who opted out (under an alias): blocked, never downloaded",
+    "Vendor demo": "a B2B guest the directory knows: transcribed",
+    "All hands": "a corrupt upload, on purpose: fails clearly and is retried later",
+    "Team stand-up": "a recurring meeting: only this occurrence's attendance counts",
+}
 
 
 @dataclass(frozen=True)
@@ -87,10 +103,15 @@ def run_demo(base: Settings, *, keep: bool = False, console: Console | None = No
     from mg_emulator import EmulatorServer, default_media_dir, default_scenario_path, load_scenario
 
     console = console or Console()
+    from meeting_governance.context import private_dir
+    from meeting_governance.preflight import check_model
+
+    check_model(base.transcription)  # a missing model stops the demo before anything starts
     home = base.home / "demo"
     if home.exists() and not keep:
         shutil.rmtree(home)
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(base.home)  # 0700, not the umask's 0755
+    private_dir(home)
     scenario = load_scenario(default_scenario_path("demo"))
     media_dir = default_media_dir()
     emulator = EmulatorServer(scenario, media_dir=media_dir, state_dir=home / "emulator")
@@ -131,10 +152,12 @@ def _run(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoRes
         report = poll(app, graph)
     console.print(f"Discovered {report.new} recordings from Microsoft Graph (emulated).")
     services = Services.from_app(app)
+    console.print("Gate, download and transcribe locally with Whisper (about 15 s on 2 cores)…")
     try:
-        with console.status("Transcribing locally with Whisper…") as status:
-            process(app, services, limit=100, on_item=lambda o: status.update(
-                f"recording {o.recording_id}: {o.state}"))
+        # A bar per download and transcription on a terminal; nothing extra in a pipe.
+        with BarReporter(console=console) as reporter:
+            services.reporter = reporter
+            process(app, services, limit=100, on_item=reporter.finished)
     finally:
         services.close()
     return _summary(app, emulator, console)
@@ -152,13 +175,15 @@ def _program() -> str:
 
 
 def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> DemoResult:
-    table = Table(title="Demo: what happened to each recording")
+    table = Table(title="Demo: what happened to each sample recording")
     table.add_column("#")
+    table.add_column("sample meeting: what it shows", max_width=48)
     table.add_column("state")
     table.add_column("why", max_width=60)
     table.add_column("transcript (first words)", max_width=50)
     counts: dict[str, int] = {}
     transcripts: list[str] = []
+    subjects = {m.id: m.subject for m in emulator.scenario.meetings}
     content_requests = [r for r in emulator.requests.all() if r.path.endswith("/content")]
     with app.session() as session:
         recs = session.exec(select(Recording).order_by(col(Recording.id))).all()
@@ -173,21 +198,29 @@ def _summary(app: AppContext, emulator: EmulatorServer, console: Console) -> Dem
                 words = f"{row.id[:8]}…: " + " ".join(text.split()[:7]) + " …"
                 app.audit(session, "transcript.read", target_type="transcript",
                           target_id=row.id, reason="demo summary")
-            table.add_row(str(rec.id), rec.state, rec.reason, words)
+            subject = subjects.get(rec.meeting_id, "")
+            shows = f"{subject}: {SHOWS[subject]}" if subject in SHOWS else subject
+            table.add_row(str(rec.id), shows, rec.state, rec.reason, words)
     console.print(table)
     console.print(f"Media downloads requested from Graph: {len(content_requests)} "
                   "(blocked recordings are never fetched).")
     console.print(f"Data directory: {app.settings.home} (transcripts encrypted in "
                   f"{app.settings.database_url.split('///')[-1]})", soft_wrap=True)
-    program = _program()
+    program = f"MG_HOME={app.settings.home} {_program()}"
+
+    def hint(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    hint("Next, try:")
     if transcripts:
-        console.print("Read one (decrypts and audits the access):")
-        console.print(f"  MG_HOME={app.settings.home} {program} transcript show "
-                      f"{transcripts[0]} --reason demo", markup=False, highlight=False, soft_wrap=True)
-        console.print(f"  MG_HOME={app.settings.home} {program} transcript export "
-                      f"{transcripts[0]} --format vtt", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"  MG_HOME={app.settings.home} {program} recordings list",
-                  markup=False, highlight=False, soft_wrap=True)
-    console.print(f"  MG_HOME={app.settings.home} {program} audit verify",
-                  markup=False, highlight=False, soft_wrap=True)
+        hint(f"  {program} transcript show {transcripts[0]} --reason demo"
+             "    # decrypts; the access is audited")
+        hint(f"  {program} transcript export {transcripts[0][:8]} --format vtt"
+             "    # an id prefix is enough")
+    hint(f"  {program} recordings list    # every recording, its state and transcript id")
+    hint(f"  {program} users add me --role admin && {program} serve"
+         "    # the opt-out web form")
+    hint(f"  {program} purge --dry-run    # what retention would purge, changing nothing")
+    hint(f"  {program} stats    # counts by month, small cells suppressed")
+    hint(f"  {program} audit verify    # the hash-chained audit log is intact")
     return DemoResult(app.settings.home, counts, tuple(transcripts))

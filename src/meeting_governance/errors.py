@@ -5,23 +5,38 @@ Every message names the problem and, where there is one, the fix.
 
 from __future__ import annotations
 
+from meeting_governance.exitcodes import ExitCode
+
 
 class GovernanceError(Exception):
     """Root of every error this package raises on purpose."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILED
 
 
 class ConfigError(GovernanceError):
     """A configuration key is missing, unknown or has a value that is not allowed."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+
+
+class UsageError(GovernanceError):
+    """The command line asks for something that cannot be: an unknown or ambiguous id."""
+
+    exit_code = ExitCode.USAGE
+
+
+class PreflightError(GovernanceError):
+    """A command's start-up check failed: the model, a configured path or the keyring is not
+    usable. Nothing was claimed or downloaded; the message names the fix."""
+
+    exit_code = ExitCode.PREFLIGHT
 
 
 class NotBuiltError(GovernanceError):
     """A command of the contract that this version does not implement yet."""
 
-    exit_code = 3
+    exit_code = ExitCode.USAGE
 
 
 class DatabaseError(GovernanceError):
@@ -85,6 +100,8 @@ class GateBlocked(GovernanceError):
 
 class LockedError(GovernanceError):
     """Another process holds the lock this command needs (a second daemon, an overlapping purge)."""
+
+    exit_code = ExitCode.TEMPFAIL
 
 
 class PurgeIncomplete(GovernanceError):

@@ -21,7 +21,7 @@ from typing import Any
 
 from meeting_governance.diarization.turns import SPEAKER_SOURCES, UNNAMED, SpeakerTurn
 from meeting_governance.errors import InputError
-from meeting_governance.transcribe import Segment, TranscriptResult
+from meeting_governance.segments import Segment, TranscriptResult
 
 FORMATS = ("vtt", "srt", "json", "txt")
 JSON_VERSION = 1

@@ -27,6 +27,7 @@ from meeting_governance.context import AppContext
 from meeting_governance.epochs import Owner, standing
 from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.identity import validated_email, validated_object_id
+from meeting_governance.ids import resolve_id
 from meeting_governance.models import (
     Hold,
     HoldIdentifier,
@@ -210,6 +211,8 @@ def set_hold(app: AppContext, identity: PersonIdentity | None = None, /, *, reas
     actor = actor or app.actor
     with app.session() as session:
         if transcript_id:
+            transcript_id = resolve_id(session, col(Transcript.id), transcript_id,
+                                       kind="transcript", listing="transcript list")
             row = session.get(Transcript, transcript_id)
             if row is None:
                 raise NotFoundError(f"transcript {transcript_id} does not exist")
@@ -244,11 +247,13 @@ def find_active(app: AppContext, *, hold_id: str | None = None, transcript_id: s
                 email: str | None = None, object_id: str | None = None,
                 meeting_id: str | None = None) -> str:
     """The id of the one active hold matching a target; an error names the choices otherwise."""
-    if hold_id:
-        return hold_id
     with app.session() as session:
+        if hold_id:
+            return resolve_id(session, col(Hold.id), hold_id, kind="hold", listing="hold list")
         query = select(Hold).where(col(Hold.released_at).is_(None))
         if transcript_id:
+            transcript_id = resolve_id(session, col(Transcript.id), transcript_id,
+                                       kind="transcript", listing="transcript list")
             query = query.where(Hold.transcript_id == transcript_id)
         elif email or object_id:
             blind = _person_blind(app, email, object_id)

@@ -34,6 +34,7 @@ from meeting_governance.context import AppContext
 from meeting_governance.epochs import Owner, standing
 from meeting_governance.errors import InputError, NotFoundError, ShreddedError
 from meeting_governance.identity import Participant, validated_email, validated_object_id
+from meeting_governance.ids import resolve_id
 from meeting_governance.meetingref import (
     blind_meeting,
     meeting_keys,
@@ -401,7 +402,8 @@ def add_optout(app: AppContext, session: Session, req: OptOutRequest, *,
 
 
 def _get_row(session: Session, optout_id: str, *, for_update: bool = False) -> OptOut:
-    query = select(OptOut).where(OptOut.id == optout_id.strip())
+    found = resolve_id(session, col(OptOut.id), optout_id, kind="opt-out", listing="optout list")
+    query = select(OptOut).where(OptOut.id == found)
     if for_update:
         query = query.with_for_update()
     row = session.exec(query).first()

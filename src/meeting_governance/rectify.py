@@ -27,8 +27,8 @@ from meeting_governance.dsr import check_reference
 from meeting_governance.errors import InputError, NotFoundError
 from meeting_governance.holds import is_held
 from meeting_governance.models import Transcript
+from meeting_governance.segments import Segment
 from meeting_governance.store import content_owner, read_content
-from meeting_governance.transcribe import Segment
 
 MAX_REASON = 500
 _LINE = re.compile(r"^\s*\[?(\d+:\d{2}:\d{2}[.,]\d{1,3})\s*-->\s*(\d+:\d{2}:\d{2}[.,]\d{1,3})\]?"

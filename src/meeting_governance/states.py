@@ -5,7 +5,8 @@ applies a transition (in the caller's transaction, with its audit entry).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session
@@ -42,6 +43,34 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 PENDING = (S.DISCOVERED, S.WAITING, S.FAILED)
 IN_FLIGHT = (S.DOWNLOADING, S.TRANSCRIBING)
+
+
+@dataclass(frozen=True)
+class Status:
+    """How a recording's state reads to an operator. Presentation only: the stored state stays
+    `failed` either way (renaming it in the data would change every query, metric and audit
+    entry for no gain); `retry_pending` and `given_up` go into `--json` beside `state`."""
+
+    label: str
+    retry_pending: bool = False
+    given_up: bool = False
+
+
+def status_of(state: str, *, attempts: int, next_attempt_at: datetime | None,
+              max_attempts: int) -> Status:
+    """`failed` with a next attempt is "retry pending (attempt n/m, next at …)"; without one it
+    has given up and says which command brings it back. `waiting` says when it looks again."""
+    when = (next_attempt_at.isoformat(timespec="seconds") if next_attempt_at is not None
+            else None)
+    if state == State.FAILED:
+        if when is not None:
+            return Status(f"retry pending (attempt {attempts}/{max_attempts}, "
+                          f"next at {when})", retry_pending=True)
+        return Status("given up — run `recordings retry` after fixing the cause",
+                      given_up=True)
+    if state == State.WAITING and when is not None:
+        return Status(f"waiting (next check at {when})", retry_pending=True)
+    return Status(state)
 
 
 _ADDRESS_LIKE = re.compile(r"[^\s@]+@[^\s@]+")

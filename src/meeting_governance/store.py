@@ -19,6 +19,7 @@ from meeting_governance.context import AppContext
 from meeting_governance.epochs import Owner
 from meeting_governance.errors import NotFoundError
 from meeting_governance.identity import Participant
+from meeting_governance.ids import resolve_id
 from meeting_governance.models import Transcript, TranscriptParticipant
 
 
@@ -98,7 +99,10 @@ def subject_owner(transcript_id: str) -> Owner:
 
 
 def get_transcript(session: Session, transcript_id: str) -> Transcript:
-    row = session.get(Transcript, transcript_id)
+    """The transcript with this id or unique id prefix (`ids.resolve_id`)."""
+    found = resolve_id(session, col(Transcript.id), transcript_id, kind="transcript",
+                       listing="transcript list")
+    row = session.get(Transcript, found)
     if row is None:
         raise NotFoundError(f"transcript {transcript_id} does not exist: "
                             "see `meeting-governance transcript list`")

@@ -24,9 +24,10 @@ import numpy as np
 
 from meeting_governance import audio
 from meeting_governance.decoding import PackedStats, decode_packed, packed_vad_options
-from meeting_governance.device import DevicePlan, DeviceProbe, load_whisper, plan_device
+from meeting_governance.device import DevicePlan, load_whisper
 from meeting_governance.diarization.turns import SpeakerTurn, speaker_for
 from meeting_governance.errors import ConfigError, TranscriptionError
+from meeting_governance.segments import Segment, TranscriptResult  # re-exported
 from meeting_governance.vad import SpeechMap, VadStream
 
 if TYPE_CHECKING:
@@ -45,37 +46,6 @@ Progress = Callable[[float, float], None]
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 INSTALLABLE = ("base",)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One stretch of speech: times in seconds from the start of the recording.
-
-    `speaker` is the diarization label ("Speaker 2"), None when diarization was off or found
-    nobody near; `speaker_source` says how the label was named (see diarization.turns).
-    """
-
-    start: float
-    end: float
-    text: str
-    speaker: str | None = None
-    speaker_source: str | None = None
-
-
-@dataclass(frozen=True)
-class TranscriptResult:
-    """A whole recording's transcript plus what is needed to judge and reproduce it."""
-
-    segments: tuple[Segment, ...]
-    language: str
-    language_probability: float
-    duration: float
-    model: str
-    turns: tuple[SpeakerTurn, ...] = ()  # who spoke when; empty without diarization
-
-    @property
-    def text(self) -> str:
-        return " ".join(s.text for s in self.segments)
 
 
 def user_models_dir() -> Path:
@@ -288,8 +258,9 @@ class Transcriber:
     def check(self) -> DevicePlan:
         """What `model` will load and where, without loading it: called when a command starts,
         so a missing model or GPU is reported before any recording is downloaded."""
-        resolve_model(self.settings.model)
-        plan = plan_device(self.settings, DeviceProbe.detect())
+        from meeting_governance.preflight import check_model
+
+        _, plan = check_model(self.settings)
         log.info("transcription plan", extra={"device": plan.device,
                                               "compute_type": plan.compute_type,
                                               "why": plan.reason})

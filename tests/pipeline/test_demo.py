@@ -32,6 +32,14 @@ def test_demo_runs_the_whole_pipeline_and_explains_the_outcome(tmp_path: Path) -
     assert "kittens" in out.lower()  # the spoken words of sample-1
     assert "Media downloads requested from Graph: 3" in out
     assert "transcript show" in out
+    # Each row says what its sample meeting is there to show: the corrupt upload is on purpose.
+    assert "All hands: a corrupt upload, on purpose" in out
+    assert "Sprint retrospective: a person who opted out" in out
+    # And the summary ends with the next things to try: the form, a purge dry run, stats, audit.
+    for step in (" serve", "purge --dry-run", " stats", "audit verify"):
+        assert step in out, step
+    # Piped, there is no progress bar or spinner on either stream.
+    assert "\r" not in out and "\x1b[" not in run.stderr
     demo_home = tmp_path / "mg" / "demo"
     assert (demo_home / "meeting-governance.db").is_file()
     # The demo's own data dir holds nothing in clear (its log included).

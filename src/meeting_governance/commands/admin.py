@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from meeting_governance import audit as audit_log
-from meeting_governance import checkpoints, epochs, receipts
 from meeting_governance.cliutil import (
     app_context,
     console,
@@ -19,11 +18,21 @@ from meeting_governance.cliutil import (
     progress_bar,
     state,
 )
-from meeting_governance.config import config_path
-from meeting_governance.context import initialise, write_default_config
 from meeting_governance.errors import AuditChainBroken, KeyError_
-from meeting_governance.models import KekVersion
-from meeting_governance.vault import legacy_counts, migrate_legacy
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    from meeting_governance import audit as audit_log
+    from meeting_governance import checkpoints, config, context, epochs, models, receipts, vault
+else:  # loaded when a command uses them: `--help` stays fast
+    audit_log = module("meeting_governance.audit")
+    checkpoints = module("meeting_governance.checkpoints")
+    config = module("meeting_governance.config")
+    context = module("meeting_governance.context")
+    epochs = module("meeting_governance.epochs")
+    models = module("meeting_governance.models")
+    receipts = module("meeting_governance.receipts")
+    vault = module("meeting_governance.vault")
 
 keys_app = group(help="Epoch keys and the signing key: status, rotate, migrate, retire, "
                  "export-public.", no_args_is_help=True)
@@ -41,14 +50,14 @@ def init(ctx: typer.Context) -> None:
     """Create config, data dir, database and keys. Idempotent: a second run changes nothing."""
     st = state(ctx)
     # A config file named by --config / MG_CONFIG that does not exist yet is init's to create.
-    named = config_path(st.config)
-    if named is not None and write_default_config(named):
+    named = config.config_path(st.config)
+    if named is not None and context.write_default_config(named):
         console.print(f"[green]created[/] config {named}")
         wrote_config = True
     else:
         wrote_config = False
     settings = st.settings()
-    report = initialise(settings, named or settings.home / "config.toml")
+    report = context.initialise(settings, named or settings.home / "config.toml")
     for line in report.created:
         console.print(f"[green]created[/] {line}")
     for line in report.migrations:
@@ -71,7 +80,7 @@ def keys_rotate(
     Payloads are not re-encrypted; old database backups become unreadable for everything
     whose key was replaced (that is the point: run it after a suspected key exposure)."""
     app = app_context(ctx)
-    migrated = migrate_legacy(app.engine, app.vault, batch_size=app.settings.keys.rotate_batch_size)
+    migrated = vault.migrate_legacy(app.engine, app.vault, batch_size=app.settings.keys.rotate_batch_size)
     with progress_bar("re-wrapping data keys") as update:
         done = [0]
 
@@ -95,9 +104,9 @@ def keys_migrate(ctx: typer.Context) -> None:
     """Re-seal items wrapped by the KEKs of before epoch keys, then retire those KEKs (`init`
     does this too)."""
     app = app_context(ctx)
-    count = migrate_legacy(app.engine, app.vault, batch_size=app.settings.keys.rotate_batch_size)
+    count = vault.migrate_legacy(app.engine, app.vault, batch_size=app.settings.keys.rotate_batch_size)
     with app.session() as session:
-        left = legacy_counts(session)
+        left = vault.legacy_counts(session)
         if count:
             app.audit(session, "keys.migrate", target_type="vault", items=count)
     console.print(f"{count} items re-sealed under epoch keys; KEK versions left: "
@@ -111,12 +120,12 @@ def keys_retire(ctx: typer.Context,
     """Remove an old KEK version from the keyring once no data key uses it."""
     app = app_context(ctx)
     with app.session() as session:
-        in_use = legacy_counts(session)
+        in_use = vault.legacy_counts(session)
         if in_use.get(version):
             raise KeyError_(f"KEK version {version} still wraps {in_use[version]} data keys: "
                             "run `meeting-governance keys migrate` first")
         app.keys.retire_legacy(version)
-        row = session.get(KekVersion, version)
+        row = session.get(models.KekVersion, version)
         if row is not None:
             row.retired_at = app.clock.now()
             session.add(row)
@@ -133,7 +142,7 @@ def keys_status(ctx: typer.Context,
     app = app_context(ctx)
     rows = epochs.status(app, include_destroyed=not live_only)
     with app.session() as session:
-        legacy = legacy_counts(session)
+        legacy = vault.legacy_counts(session)
     legacy_versions = {str(v): legacy.get(v, 0) for v in app.keys.legacy_versions()}
     problems = [f"epoch key {r.key_id} ({r.label}) is {r.state} but "
                 f"{'missing from' if not r.in_keyring else 'still in'} the keyring"

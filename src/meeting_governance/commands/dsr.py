@@ -5,16 +5,22 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from meeting_governance import dsr
 from meeting_governance.cliutil import app_context, console, err_console, group, print_json, print_table
 from meeting_governance.commands.directory import OFFLINE_HELP, identity_for, registration_for
-from meeting_governance.context import AppContext
 from meeting_governance.errors import InputError
-from meeting_governance.people import PersonIdentity
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    from meeting_governance import dsr
+    from meeting_governance.context import AppContext
+    from meeting_governance.people import PersonIdentity
+else:  # loaded when a command uses it: `--help` stays fast
+    dsr = module("meeting_governance.dsr")
 
 dsr_app = group(help="Data-subject requests: open, export, erase, withdraw, list, close.",
                       no_args_is_help=True)

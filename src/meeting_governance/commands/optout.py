@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from meeting_governance import optouts
 from meeting_governance.cliutil import (
     app_context,
     console,
@@ -18,8 +18,14 @@ from meeting_governance.cliutil import (
     print_table,
 )
 from meeting_governance.commands.directory import registration_for
-from meeting_governance.context import AppContext
 from meeting_governance.errors import GovernanceError, InputError
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    from meeting_governance import optouts
+    from meeting_governance.context import AppContext
+else:  # loaded when a command uses it: `--help` stays fast
+    optouts = module("meeting_governance.optouts")
 
 SEARCH_NOTE = ("Search finds exact matches only: a whole e-mail address, Entra object id, full "
                "name or opt-out id. The same person's other addresses are not searched.")
@@ -147,7 +153,8 @@ def optout_list(
 @optout_app.command("revoke")
 def optout_revoke(
     ctx: typer.Context,
-    optout_id: str = typer.Argument(..., help="The opt-out's id (see `optout list`)."),
+    optout_id: str = typer.Argument(..., help=("The opt-out's id, or a unique prefix of it "
+                                               "(at least 4 characters; see `optout list`).")),
     reason: str | None = typer.Option(None, "--reason", help="Why (stored encrypted)."),
 ) -> None:
     """Revoke an opt-out; it stays in the history."""

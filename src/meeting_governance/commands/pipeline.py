@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from sqlmodel import col, select
 
 from meeting_governance import formats
 from meeting_governance.cliutil import (
@@ -18,9 +17,11 @@ from meeting_governance.cliutil import (
     state,
 )
 from meeting_governance.commands import transcript_edit, transcript_speakers
-from meeting_governance.errors import InputError, NotFoundError
-from meeting_governance.models import Recording, Transcript
+from meeting_governance.errors import InputError
+from meeting_governance.exitcodes import ExitCode
 
+TRANSCRIPT_ID_HELP = ("Transcript id, or a unique prefix of it (at least 4 characters; see "
+                      "`transcript list`).")
 recordings_app = group(help="Recordings discovered from Graph and their states.",
                              no_args_is_help=True)
 transcript_app = group(help="Stored transcripts: list, show, export, edit (rectify).",
@@ -114,27 +115,41 @@ def process(
     limit: int = typer.Option(10, "--limit", min=1, help="At most this many recordings."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON."),
 ) -> None:
-    """Take pending recordings through the pipeline once (gate, download, transcribe, store)."""
+    """Take pending recordings through the pipeline once (gate, download, transcribe, store).
+
+    Exits 0 when every recording taken went where it should (stored, blocked, waiting), 1 when
+    any failed in this run (the table says whether a retry is pending), 2 for a configuration
+    problem and 3 when the model, a configured path or the keyring is not usable (checked
+    before anything is claimed or downloaded). A progress bar shows on a terminal only."""
     from meeting_governance.cliutil import BarReporter
     from meeting_governance.pipeline import Services
     from meeting_governance.pipeline import process as run_process
+    from meeting_governance.preflight import run_preflight
 
+    st = state(ctx)
+    run_preflight(st.settings())
     app = app_context(ctx)
     services = Services.from_app(app)
     try:
-        with BarReporter() as reporter:
+        with BarReporter(enabled=not as_json) as reporter:
             services.reporter = reporter
             report = run_process(app, services, limit=limit, on_item=reporter.finished)
     finally:
         services.close()
+    failed = [o for o in report.outcomes if o.state == "failed"]
     if as_json:
         print_json([o.__dict__ for o in report.outcomes])
-        return
-    if not report.outcomes:
+    elif not report.outcomes:
         console.print("Nothing to process.")
-        return
-    print_table("Processed", ["recording", "state", "reason", "transcript"],
-                [[o.recording_id, o.state, o.reason, o.transcript_id] for o in report.outcomes])
+    else:
+        print_table("Processed", ["recording", "state", "reason", "transcript"],
+                    [[o.recording_id, o.state, o.reason, o.transcript_id]
+                     for o in report.outcomes])
+    if failed:
+        err_console.print(f"{len(failed)} of {len(report.outcomes)} recordings failed in this "
+                          "run: see `meeting-governance recordings list --state failed`",
+                          markup=False, highlight=False)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @recordings_app.command("list")
@@ -143,33 +158,56 @@ def recordings_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout only."),
     state_filter: str | None = typer.Option(None, "--state", help="Only this state."),
 ) -> None:
-    """Every recording with its state and reason."""
+    """Every recording with its state, why, and its transcript id once stored.
+
+    A `failed` recording reads "retry pending (attempt n/m, next at …)" while the pipeline
+    will try it again by itself, and "given up" when it will not (`recordings retry ID`
+    brings it back); `--json` has `retry_pending` and `given_up` beside `state`."""
+    from sqlmodel import col, select
+
+    from meeting_governance.models import Recording, Transcript
+    from meeting_governance.states import status_of
+
     app = app_context(ctx)
+    max_attempts = app.settings.daemon.max_attempts
     with app.session() as session:
         query = select(Recording).order_by(col(Recording.id))
         if state_filter:
             query = query.where(Recording.state == state_filter)
         rows = session.exec(query).all()
-    data = [{"id": r.id, "recording_id": r.graph_recording_id, "meeting_id": r.meeting_id,
-             "organizer_id": r.organizer_id, "state": r.state, "reason": r.reason,
-             "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
-             "updated_at": r.updated_at} for r in rows]
+        transcripts = dict(session.exec(select(Transcript.recording_id, Transcript.id)
+                                        .where(col(Transcript.recording_id).is_not(None))).all())
+    data = []
+    for r in rows:
+        status = status_of(r.state, attempts=r.attempts, next_attempt_at=r.next_attempt_at,
+                           max_attempts=max_attempts)
+        data.append({"id": r.id, "recording_id": r.graph_recording_id, "meeting_id": r.meeting_id,
+                     "organizer_id": r.organizer_id, "state": r.state, "status": status.label,
+                     "retry_pending": status.retry_pending, "given_up": status.given_up,
+                     "reason": r.reason, "attempts": r.attempts, "max_attempts": max_attempts,
+                     "next_attempt_at": r.next_attempt_at,
+                     "transcript_id": transcripts.get(r.id), "updated_at": r.updated_at})
     if as_json:
         print_json(data)
         return
-    print_table("Recordings", ["id", "state", "reason", "attempts", "updated"],
-                [[d["id"], d["state"], d["reason"], d["attempts"], d["updated_at"]] for d in data])
+    print_table("Recordings", ["id", "status", "reason", "transcript", "updated"],
+                [[d["id"], d["status"], d["reason"], d["transcript_id"], d["updated_at"]]
+                 for d in data])
 
 
 @recordings_app.command("retry")
 def recordings_retry(ctx: typer.Context,
                      recording: int = typer.Argument(..., help="Recording id (the `id` column).")) -> None:
     """Make a failed or waiting recording due again now (after fixing its cause)."""
+    from meeting_governance.ids import UnknownIdError
+    from meeting_governance.models import Recording
+
     app = app_context(ctx)
     with app.session() as session:
         rec = session.get(Recording, recording)
         if rec is None:
-            raise NotFoundError(f"recording {recording} does not exist: see `recordings list`")
+            raise UnknownIdError(f"recording {recording} does not exist: see "
+                                 "`meeting-governance recordings list`")
         if rec.state not in ("failed", "waiting"):
             raise InputError(f"recording {recording} is {rec.state}; only failed or waiting "
                              "recordings can be retried")
@@ -186,6 +224,10 @@ def transcript_list(
     include_purged: bool = typer.Option(False, "--include-purged", help="Also list tombstones."),
 ) -> None:
     """Stored transcripts (metadata only; nothing is decrypted)."""
+    from sqlmodel import col, select
+
+    from meeting_governance.models import Transcript
+
     app = app_context(ctx)
     with app.session() as session:
         query = select(Transcript).order_by(col(Transcript.created_at))
@@ -234,7 +276,7 @@ def _read(ctx: typer.Context, transcript_id: str, reason: str) -> tuple[dict, st
 @transcript_app.command("show")
 def transcript_show(
     ctx: typer.Context,
-    transcript_id: str = typer.Argument(..., help="Transcript id (see `transcript list`)."),
+    transcript_id: str = typer.Argument(..., help=TRANSCRIPT_ID_HELP),
     reason: str = typer.Option("", "--reason", help="Why you read it (goes to the audit log)."),
 ) -> None:
     """Decrypt and print one transcript; the access is audited (who and why)."""
@@ -255,7 +297,7 @@ def transcript_show(
 @transcript_app.command("export")
 def transcript_export(
     ctx: typer.Context,
-    transcript_id: str = typer.Argument(..., help="Transcript id (see `transcript list`)."),
+    transcript_id: str = typer.Argument(..., help=TRANSCRIPT_ID_HELP),
     fmt: str = typer.Option("vtt", "--format", help="vtt | srt | json | txt"),
     out: Path | None = typer.Option(None, "--out", help="Write to this file (default: stdout)."),
     reason: str = typer.Option("", "--reason", help="Why you export it (audited)."),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from meeting_governance import holds, receipts
 from meeting_governance.cliutil import (
     app_context,
     console,
@@ -22,10 +21,21 @@ from meeting_governance.cliutil import (
 from meeting_governance.clock import parse_instant
 from meeting_governance.commands.directory import OFFLINE_HELP, identity_for
 from meeting_governance.errors import GovernanceError, InputError, IntegrityError, PurgeIncomplete
-from meeting_governance.keys import provider_from_settings
-from meeting_governance.purge import PurgeReport
-from meeting_governance.purge import purge as run_purge
-from meeting_governance.retention import ApplyReport, Change, apply_policies
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    from meeting_governance import holds, receipts
+    from meeting_governance import keys as key_provider
+    from meeting_governance import purge as purging
+    from meeting_governance import retention as policies
+    from meeting_governance.purge import PurgeReport
+    from meeting_governance.retention import ApplyReport, Change
+else:  # loaded when a command uses them: `--help` stays fast
+    holds = module("meeting_governance.holds")
+    key_provider = module("meeting_governance.keys")
+    purging = module("meeting_governance.purge")
+    receipts = module("meeting_governance.receipts")
+    policies = module("meeting_governance.retention")
 
 purge_app = group(
     help="Purge every transcript whose retention ended (crypto-shredding), with a signed "
@@ -33,7 +43,8 @@ purge_app = group(
     invoke_without_command=True,
 )
 hold_app = group(help="Legal holds: set, release, list.", no_args_is_help=True)
-retention_app = group(help="Retention policies: list them, re-apply them.",
+retention_app = group(help="Retention policies: `retention policies` lists them, `retention "
+                      "apply` re-applies them after a change.",
                             no_args_is_help=True)
 
 
@@ -45,9 +56,13 @@ def register(app: typer.Typer) -> None:
 
 # -- purge ------------------------------------------------------------------------------------
 def report_dict(report: PurgeReport) -> dict[str, Any]:
+    """The report as `purge --json` prints it. A dry run purges nothing: its count is
+    `would_purge`, and `purged` is 0 (a script reading `purged` must not believe it happened)."""
+    counts = ({"purged": 0, "would_purge": report.purged} if report.dry_run
+              else {"purged": report.purged})
     return {
         "run_id": report.run_id, "as_of": report.as_of, "dry_run": report.dry_run,
-        "purged": report.purged, "by_policy": report.by_policy, "held": report.held,
+        **counts, "by_policy": report.by_policy, "held": report.held,
         "skipped": report.skipped,
         "errors": [{"transcript_id": e.transcript_id, "error": e.error} for e in report.errors],
         "tombstone_ids": list(report.tombstone_ids), "staging_deleted": report.staging_deleted,
@@ -85,11 +100,11 @@ def purge(ctx: typer.Context,
         raise InputError(f"--as-of {as_of!r} is not an ISO 8601 instant "
                          "(e.g. 2026-01-31 or 2026-01-31T03:00:00Z)") from None
     if as_json:
-        report = run_purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size)
+        report = purging.purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size)
         print_json(report_dict(report))
     else:
         with progress_bar("dry run" if dry_run else "purging") as update:
-            report = run_purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size,
+            report = purging.purge(app, as_of=instant, dry_run=dry_run, batch_size=batch_size,
                                progress=update)
         _print_report(report)
     if not report.dry_run and not report.complete:
@@ -141,7 +156,7 @@ def verify_receipt(ctx: typer.Context, file: Path = typer.Argument(..., exists=F
             raise InputError(f"--public-key is not an Ed25519 public key ({exc}); give the PEM "
                              "file `meeting-governance keys export-public` writes") from None
     try:
-        keyring = provider_from_settings(state(ctx).settings())
+        keyring = key_provider.provider_from_settings(state(ctx).settings())
     except GovernanceError:
         keyring = None
     if trusted is None and keyring is not None:
@@ -176,7 +191,8 @@ def _target_opts(transcript_id: str | None, email: str | None, object_id: str | 
 
 @hold_app.command("set")
 def hold_set(ctx: typer.Context,
-             transcript_id: str | None = typer.Argument(None, help="Transcript to hold."),
+             transcript_id: str | None = typer.Argument(
+                 None, help="Transcript to hold (its id or a unique prefix, 4+ characters)."),
              email: str | None = typer.Option(None, "--email", help="Hold every transcript of "
                                               "this person's meetings, present and future."),
              object_id: str | None = typer.Option(None, "--object-id", help="Same, by Entra id."),
@@ -208,8 +224,9 @@ def hold_set(ctx: typer.Context,
 
 @hold_app.command("release")
 def hold_release(ctx: typer.Context,
-                 transcript_id: str | None = typer.Argument(None, help="Transcript whose hold ends."),
-                 hold_id: str | None = typer.Option(None, "--hold-id", help="The hold, by id."),
+                 transcript_id: str | None = typer.Argument(
+                     None, help="Transcript whose hold ends (id or unique prefix)."),
+                 hold_id: str | None = typer.Option(None, "--hold-id", help="The hold, by id or prefix."),
                  email: str | None = typer.Option(None, "--email", help="A person hold, by address."),
                  object_id: str | None = typer.Option(None, "--object-id", help="A person hold, by id."),
                  meeting: str | None = typer.Option(None, "--meeting", help="A meeting hold."),
@@ -258,7 +275,7 @@ def retention_apply(ctx: typer.Context,
                         "purges forward; refused otherwise)."),
                     as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
     """Re-evaluate stored transcripts after a policy change; report what moves earlier or later."""
-    report = apply_policies(app_context(ctx), dry_run=dry_run, allow_shorten=allow_shorten)
+    report = policies.apply_policies(app_context(ctx), dry_run=dry_run, allow_shorten=allow_shorten)
     if as_json:
         print_json(_apply_dict(report))
         return

@@ -11,14 +11,20 @@ import shlex
 import subprocess
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from meeting_governance.cliutil import app_context, console, err_console
-from meeting_governance.context import private_dir
 from meeting_governance.errors import InputError
-from meeting_governance.rectify import editable_text, rectify
-from meeting_governance.store import get_transcript, read_content
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    from meeting_governance import context, rectify, store
+else:  # loaded when a command uses them: `--help` stays fast
+    context = module("meeting_governance.context")
+    rectify = module("meeting_governance.rectify")
+    store = module("meeting_governance.store")
 
 MAX_INPUT_BYTES = 20 * 1024 * 1024
 
@@ -29,7 +35,8 @@ def register(transcript_app: typer.Typer) -> None:
 
 def edit(
     ctx: typer.Context,
-    transcript_id: str = typer.Argument(..., help="Transcript id (see `transcript list`)."),
+    transcript_id: str = typer.Argument(..., help=("Transcript id, or a unique prefix "
+                                                   "of it (4+ characters; see `transcript list`).")),
     from_file: Path | None = typer.Option(
         None, "--from", exists=True, dir_okay=False, readable=True,
         help="The corrected text (as `edit` shows it: 'start --> end | words' per line) or a "
@@ -49,17 +56,17 @@ def edit(
         version = None
     else:
         with app.session() as session:
-            row = get_transcript(session, transcript_id)
-            content = read_content(app, session, row)
+            row = store.get_transcript(session, transcript_id)
+            content = store.read_content(app, session, row)
             version = row.version
             app.audit(session, "transcript.read", target_type="transcript", target_id=row.id,
                       reason="rectification", reference=reference)
-        edited = _edit_in_editor(app.settings.staging_dir, editable_text(content))
+        edited = _edit_in_editor(app.settings.staging_dir, rectify.editable_text(content))
         if edited is None:
             err_console.print("unchanged: nothing was stored.")
             raise typer.Exit(1)
         text = edited
-    report = rectify(app, transcript_id, text, reason=reason, reference=reference,
+    report = rectify.rectify(app, transcript_id, text, reason=reason, reference=reference,
                      expected_version=version)
     console.print(f"transcript {report.transcript_id}: version {report.from_version} → "
                   f"{report.to_version} ({report.segments_changed} segments changed); "
@@ -69,7 +76,7 @@ def edit(
 def _edit_in_editor(staging: Path, text: str) -> str | None:
     """Run $EDITOR on a 0600 file in the private (0700) staging directory, removed afterwards:
     the plaintext is on disk only while the editor has it open. None if left unchanged."""
-    private_dir(staging)
+    context.private_dir(staging)
     path = staging / f"edit-{uuid.uuid4().hex}.txt"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -3,9 +3,10 @@ naming of a label after listening (audited)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from meeting_governance import speakers
 from meeting_governance.cliutil import (
     app_context,
     console,
@@ -14,6 +15,12 @@ from meeting_governance.cliutil import (
     print_table,
 )
 from meeting_governance.errors import InputError
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    from meeting_governance import speakers
+else:  # loaded when the command runs: `--help` stays fast
+    speakers = module("meeting_governance.speakers")
 
 
 def register(transcript_app: typer.Typer) -> None:
@@ -22,7 +29,8 @@ def register(transcript_app: typer.Typer) -> None:
 
 def speakers_command(
     ctx: typer.Context,
-    transcript_id: str = typer.Argument(..., help="Transcript id (see `transcript list`)."),
+    transcript_id: str = typer.Argument(..., help="Transcript id, or a unique prefix of it (at least 4 "
+                                       "characters; see `transcript list`)."),
     name: str | None = typer.Option(None, "--name", help="The label to name, as listed "
                                     "(e.g. 'Speaker 2'); needs --person."),
     person: str | None = typer.Option(None, "--person", help="The participant it is: e-mail "

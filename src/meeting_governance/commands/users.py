@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from meeting_governance import users
 from meeting_governance.cliutil import app_context, console, group, print_json, print_table
 from meeting_governance.errors import InputError
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    from meeting_governance import users
+else:  # loaded when a command uses it: `--help` stays fast
+    users = module("meeting_governance.users")
 
 users_app = group(help="Local accounts of the web app (coordinator, dpo, admin).",
                         no_args_is_help=True)

@@ -40,8 +40,8 @@ from meeting_governance.models import (
     Transcript,
 )
 from meeting_governance.people import PersonIdentity
+from meeting_governance.segments import Segment
 from meeting_governance.store import read_content, read_participants, subject_owner
-from meeting_governance.transcribe import Segment
 
 
 # -- access ---------------------------------------------------------------------------------
