@@ -18,12 +18,6 @@ class ConfigError(GovernanceError):
     exit_code = 2
 
 
-class NotBuiltError(GovernanceError):
-    """A command of the contract that this version does not implement yet."""
-
-    exit_code = 3
-
-
 class DatabaseError(GovernanceError):
     """The database cannot be opened, is not migrated, or is damaged."""
 
@@ -77,10 +71,6 @@ class GraphError(GovernanceError):
 
 class TranscriptionError(GovernanceError):
     """The media could not be decoded or transcribed (corrupt, empty, not audio)."""
-
-
-class GateBlocked(GovernanceError):
-    """The gate refused a recording: an opt-out covers it or its participants are unknown."""
 
 
 class LockedError(GovernanceError):
