@@ -32,6 +32,7 @@ import requests
 
 from meeting_governance.config import GraphSettings
 from meeting_governance.errors import GraphError
+from meeting_governance.graph.msal_http import msal_http_client
 
 log = logging.getLogger(__name__)
 
@@ -121,25 +122,6 @@ def _credential(settings: GraphSettings) -> str | dict[str, str]:
         "no Graph credential is configured: set graph.client_secret (MG_GRAPH__CLIENT_SECRET) "
         "or graph.certificate_path and graph.certificate_thumbprint"
     )
-
-
-class _TimeoutHttpClient:
-    """Our Session as msal's `http_client`, with our timeouts (msal ignores `timeout=` then)."""
-
-    def __init__(self, session: requests.Session, timeout: tuple[float, float]) -> None:
-        self._session = session
-        self._timeout = timeout
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return self._session.get(url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return self._session.post(url, **kwargs)
-
-    def close(self) -> None:
-        """The Session belongs to the GraphClient, which closes it."""
 
 
 class _SignIn:
@@ -239,7 +221,7 @@ class GraphClient:
                 self.settings.client_id,
                 client_credential=self._credential,
                 authority=self.authority,
-                http_client=_TimeoutHttpClient(http, self._timeout),
+                http_client=msal_http_client(http, self._timeout),
                 instance_discovery=is_microsoft_authority(self.settings.authority_host),
             )
         except requests.RequestException as exc:

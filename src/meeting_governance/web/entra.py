@@ -26,6 +26,7 @@ from meeting_governance import users
 from meeting_governance.config import Settings
 from meeting_governance.errors import ConfigError, GraphError
 from meeting_governance.graph.client import is_microsoft_authority
+from meeting_governance.graph.msal_http import msal_http_client
 from meeting_governance.web.auth import ctx_of, login_page_response, sign_in
 from meeting_governance.web.idtoken import IdTokenError, IdTokenValidator
 from meeting_governance.web.security import pre_session, pre_session_changed, safe_next
@@ -55,18 +56,6 @@ def map_role(claims: Mapping[str, Any], claim_name: str, role_map: Mapping[str, 
     return ranked[0] if ranked else None
 
 
-class _TimedSession(requests.Session):
-    """msal ignores its `timeout=` when handed an http_client: the Session sets it instead."""
-
-    def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__()
-        self.default_timeout = timeout
-
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.default_timeout)
-        return super().request(*args, **kwargs)
-
-
 class EntraSignIn:
     """One msal ConfidentialClientApplication per process (msal keeps its caches in it)."""
 
@@ -79,11 +68,12 @@ class EntraSignIn:
         self.secret = web.entra_client_secret
         self.authority = f"{graph.authority_host.rstrip('/')}/{graph.tenant_id}"
         self.instance_discovery = is_microsoft_authority(graph.authority_host)
-        self.http = _TimedSession((graph.connect_timeout_s, graph.read_timeout_s))
+        session = requests.Session()
         if graph.ca_bundle:
             # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would otherwise override `verify`.
-            self.http.trust_env = False
-            self.http.verify = graph.ca_bundle
+            session.trust_env = False
+            session.verify = graph.ca_bundle
+        self.http = msal_http_client(session, (graph.connect_timeout_s, graph.read_timeout_s))
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
         self.validator = IdTokenValidator(self.http, authority=self.authority,

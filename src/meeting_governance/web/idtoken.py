@@ -24,6 +24,7 @@ import jwt
 import requests
 
 from meeting_governance.errors import GovernanceError, GraphError
+from meeting_governance.graph.msal_http import MsalHttpClient
 
 CLOCK_SKEW_S = 120  # the leeway Entra's own libraries allow
 KEYS_REFRESH_MIN_S = 60.0  # an unknown key id refetches the keys at most this often
@@ -56,7 +57,7 @@ class IdTokenValidator:
     """Validates id_tokens for one client of one tenant; keys are cached and refetched when a
     token names a key id the cache does not have (keys roll over)."""
 
-    def __init__(self, http: requests.Session, *, authority: str, client_id: str,
+    def __init__(self, http: requests.Session | MsalHttpClient, *, authority: str, client_id: str,
                  tenant_id: str, refresh_min_s: float = KEYS_REFRESH_MIN_S) -> None:
         self.http = http
         # Tokens naming unknown key ids (forged ones included) cannot make us hammer the
