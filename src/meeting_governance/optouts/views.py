@@ -103,8 +103,8 @@ class OptOutView:
         `covers` and `summary`. `optout list --json`, the web API and the DSR export print it."""
         data = asdict(self)
         for name, value in data.items():
-            if isinstance(value, datetime):
-                data[name] = value.isoformat()
+            if isinstance(value, datetime):  # UTC as "Z", as the API's schema writes it
+                data[name] = value.isoformat().replace("+00:00", "Z")
         data.update(active=self.active, covers=self.covers, summary=self.summary())
         return data
 
