@@ -16,7 +16,7 @@ checkpoint and VACUUM) is still done, but the guarantee no longer depends on it;
 complete (a reader holds a transaction) the report and the receipt say so and the command
 exits non-zero.
 
-Finally an audit checkpoint is signed and a receipt written (`purge_evidence`): the
+Finally an audit checkpoint is signed and a receipt written (`purge.evidence`): the
 tombstones, the keys destroyed (ids and fingerprints) and the checkpoint. Only one purge runs
 at a time (`locks.hold`).
 
