@@ -117,7 +117,7 @@ FIELDS = tuple(f.name for f in fields(OptOutView))
 
 
 def open_items(vault: Vault, session: Session,
-                owned: Iterable[tuple[str | None, Owner]]) -> dict[str, Any]:
+               owned: Iterable[tuple[str | None, Owner]]) -> dict[str, Any]:
     """Load and open many vault items in a few queries (no N+1); shredded ones map to None.
     Each item is opened as the field that points at it (a moved item fails to open)."""
     owners = {i: owner for i, owner in owned if i}
