@@ -28,11 +28,11 @@ One module per job: `selection` (what is due), `tombstones` (what a purged trans
 from __future__ import annotations
 
 from meeting_governance.purge.evidence import RECEIPT_ACTION, Compaction, clean_staging
-from meeting_governance.purge.lock import LOCK_NAME, LOCK_TTL, Lease, purge_lock
+from meeting_governance.purge.lock import LOCK_NAME, LOCK_TTL, purge_lock
 from meeting_governance.purge.run import Progress, PurgeFailure, PurgeReport, purge
 from meeting_governance.purge.selection import MAX_BATCH, DueSummary, summarise
 from meeting_governance.purge.tombstones import PURGE_ACTION, tombstone
 
 __all__ = ["LOCK_NAME", "LOCK_TTL", "MAX_BATCH", "PURGE_ACTION", "RECEIPT_ACTION", "Compaction",
-           "DueSummary", "Lease", "Progress", "PurgeFailure", "PurgeReport", "clean_staging",
+           "DueSummary", "Progress", "PurgeFailure", "PurgeReport", "clean_staging",
            "purge", "purge_lock", "summarise", "tombstone"]

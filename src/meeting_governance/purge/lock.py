@@ -12,7 +12,6 @@ from meeting_governance.locks import Lock, hold
 
 LOCK_NAME = "purge"
 LOCK_TTL = timedelta(minutes=10)
-Lease = Lock
 
 
 @contextmanager
