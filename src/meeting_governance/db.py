@@ -209,7 +209,3 @@ def checkpoint(engine: Engine) -> None:
             assert driver is not None
             driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
-
-def ping(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))

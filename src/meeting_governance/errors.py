@@ -33,12 +33,6 @@ class PreflightError(GovernanceError):
     exit_code = ExitCode.PREFLIGHT
 
 
-class NotBuiltError(GovernanceError):
-    """A command of the contract that this version does not implement yet."""
-
-    exit_code = ExitCode.USAGE
-
-
 class DatabaseError(GovernanceError):
     """The database cannot be opened, is not migrated, or is damaged."""
 
@@ -92,10 +86,6 @@ class GraphError(GovernanceError):
 
 class TranscriptionError(GovernanceError):
     """The media could not be decoded or transcribed (corrupt, empty, not audio)."""
-
-
-class GateBlocked(GovernanceError):
-    """The gate refused a recording: an opt-out covers it or its participants are unknown."""
 
 
 class LockedError(GovernanceError):

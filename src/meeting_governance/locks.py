@@ -3,7 +3,10 @@
 - **Names are per installation**: a named lock is a `service_lock` row of this installation's
   database (its schema on a shared PostgreSQL) and, on PostgreSQL, also a session advisory lock
   whose key hashes the schema with the name, so installations sharing a server never collide.
-- **One clock**: expiries are computed from `app.clock`.
+- **One clock, the database's**: every expiry is written and compared in the database's time
+  (`database_now`), so daemons on several hosts sharing one PostgreSQL agree on when a lease
+  ends even when their own clocks drift; a host running fast can neither take a live lease
+  nor keep a dead one. (Retry schedules, `next_attempt_at`, are domain time: `app.clock`.)
 - **One way to detect a dead owner**: an owner is `host:pid[:tag]`; a lease whose owner is a
   process of this host that no longer exists is free at once, any other lease when it expires.
   (A PostgreSQL advisory lock also dies with its connection, across hosts.)
@@ -24,7 +27,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, text, update
@@ -65,6 +68,19 @@ def _free(owner: str, expires_at: datetime, me: str, now: datetime) -> bool:
     return owner == me or expires_at <= now or owner_is_dead(owner)
 
 
+# -- the clock ---------------------------------------------------------------------------------
+def database_now(session: Any) -> datetime:
+    """The database server's current time, aware UTC: the one clock of every lease and lock.
+
+    `clock_timestamp()` on PostgreSQL (not `now()`, which stands still for a transaction);
+    SQLite's is this host's clock, which every process sharing the file shares too."""
+    if is_sqlite(session.get_bind()):
+        raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
+        return datetime.fromisoformat(str(raw)).replace(tzinfo=UTC)
+    value: datetime = session.execute(text("SELECT clock_timestamp()")).scalar()
+    return value.astimezone(UTC)
+
+
 # -- named locks -------------------------------------------------------------------------------
 def advisory_key(conn: Any, name: str) -> int:
     """The advisory lock key of `name` in this connection's schema."""
@@ -75,9 +91,9 @@ def advisory_key(conn: Any, name: str) -> int:
 
 def acquire_row_lock(app: AppContext, name: str, owner: str, ttl: timedelta) -> str | None:
     """Take or renew the `service_lock` row; None on success, else the live holder."""
-    now = app.clock.now()
     with Session(app.engine) as session:
         row = session.get(ServiceLock, name, with_for_update=True)
+        now = database_now(session)
         if row is not None and not _free(row.owner, row.expires_at, owner, now):
             session.rollback()
             return row.owner
@@ -110,7 +126,7 @@ class Lock:
         with self.app.session() as session:
             result = session.exec(update(ServiceLock).where(
                 col(ServiceLock.name) == self.name, col(ServiceLock.owner) == self.owner)
-                .values(expires_at=self.app.clock.now() + self.ttl))
+                .values(expires_at=database_now(session) + self.ttl))
             if result.rowcount == 0:
                 raise LockedError(f"this process lost the {self.name} lock (it expired and "
                                   "another process took it over); stopping here")
@@ -148,7 +164,8 @@ def hold(app: AppContext, name: str, *, ttl: timedelta, busy: str,
         if pg_conn is not None:
             with app.session() as session:
                 session.exec(delete(ServiceLock).where(col(ServiceLock.name) == name))
-                session.add(ServiceLock(name=name, owner=owner, expires_at=app.clock.now() + ttl))
+                session.add(ServiceLock(name=name, owner=owner,
+                                        expires_at=database_now(session) + ttl))
         if holder is not None:
             raise LockedError(f"{busy} (lock held by {holder}); this run did nothing — try "
                               "again when it has finished")
@@ -182,18 +199,19 @@ def claim(app: AppContext, worker: str, limit: int) -> list[int]:
     Due: new, waiting or failed with their retry time reached, or in flight under a lease that
     expired — or whose owner is a dead process of this host (taken at once, not at expiry).
     A lease a live worker holds is never taken."""
-    now = app.clock.now()
-    lease_until = now + timedelta(seconds=app.settings.daemon.lease_seconds)
-    in_flight = col(Recording.state).in_([s.value for s in IN_FLIGHT])
-    expired = col(Recording.lease_expires_at) < now
-    pending = or_(
-        col(Recording.state) == State.DISCOVERED.value,
-        (col(Recording.state).in_([State.WAITING.value, State.FAILED.value]))
-        & col(Recording.next_attempt_at).is_not(None)
-        & (col(Recording.next_attempt_at) <= now))
-    due = or_(pending, in_flight & expired)
-    free = or_(col(Recording.lease_owner).is_(None), expired)
+    now = app.clock.now()  # when retries fall due: domain time
     with app.session() as session:
+        db_now = database_now(session)  # when leases end: the database's time
+        lease_until = db_now + timedelta(seconds=app.settings.daemon.lease_seconds)
+        in_flight = col(Recording.state).in_([s.value for s in IN_FLIGHT])
+        expired = col(Recording.lease_expires_at) < db_now
+        pending = or_(
+            col(Recording.state) == State.DISCOVERED.value,
+            (col(Recording.state).in_([State.WAITING.value, State.FAILED.value]))
+            & col(Recording.next_attempt_at).is_not(None)
+            & (col(Recording.next_attempt_at) <= now))
+        due = or_(pending, in_flight & expired)
+        free = or_(col(Recording.lease_owner).is_(None), expired)
         taken = list(session.exec(
             select(Recording).where(due, free).order_by(col(Recording.id)).limit(limit)
             .with_for_update(skip_locked=True)).all())
@@ -214,8 +232,8 @@ def claim(app: AppContext, worker: str, limit: int) -> list[int]:
 
 def renew_lease(app: AppContext, recording_id: int, worker: str) -> bool:
     """Extend our lease; False when it was lost (expired and taken by another worker)."""
-    until = app.clock.now() + timedelta(seconds=app.settings.daemon.lease_seconds)
     with app.session() as session:
+        until = database_now(session) + timedelta(seconds=app.settings.daemon.lease_seconds)
         result = session.exec(
             update(Recording).where(col(Recording.id) == recording_id,
                                     col(Recording.lease_owner) == worker)

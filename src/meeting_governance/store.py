@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from meeting_governance.context import AppContext
 from meeting_governance.epochs import Owner
@@ -126,13 +126,3 @@ def read_participants(app: AppContext, session: Session, row: Transcript) -> lis
     people: list[dict[str, Any]] = app.vault.open_json(
         session, row.participants_item, owner=Owner("transcript", row.id, "participants"))
     return people
-
-
-def transcripts_of_person(session: Session, blinds: Sequence[str]) -> list[Transcript]:
-    """Every transcript whose meeting this person attended (through the blind index)."""
-    if not blinds:
-        return []
-    ids = select(TranscriptParticipant.transcript_id).where(
-        col(TranscriptParticipant.blind).in_(list(blinds)))
-    return list(session.exec(select(Transcript).where(col(Transcript.id).in_(ids))
-                             .order_by(col(Transcript.meeting_start))).all())

@@ -44,6 +44,8 @@ _FORMAT = b"mg-vault/2"
 
 
 def _canon(*parts: str) -> bytes:
+    """The associated data's encoding. Deliberately not `canonical.canonical_bytes`: these bytes
+    are bound into every ciphertext already sealed, so they must never change (ASCII-escaped)."""
     return json.dumps(parts, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import sqlite3
 from pathlib import Path
@@ -17,7 +16,6 @@ from meeting_governance.cli import app as cli_app
 from meeting_governance.config import load_settings, packaged_default_toml
 from meeting_governance.context import AppContext
 from meeting_governance.epochs import Owner, standing
-from meeting_governance.errors import NotBuiltError
 
 from .conftest import assert_one_clear_line, run_cli
 
@@ -42,9 +40,6 @@ def command_tree(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[s
 
 
 TREE = command_tree(ROOT)
-LEAVES = [(path, cmd) for path, cmd in TREE if not is_group(cmd)]
-STUBS = [(path, cmd) for path, cmd in LEAVES
-         if cmd.callback is not None and "not_built(" in inspect.getsource(cmd.callback)]
 CONTRACT = ["init", "demo", "daemon", "poll", "process", "purge", "recordings list", "optout add",
             "optout list", "optout revoke", "optout import", "transcript list", "transcript show",
             "transcript export", "hold set", "hold release", "dsr export", "dsr erase",
@@ -184,46 +179,6 @@ def test_retire_refuses_an_unknown_version(tmp_path: Path) -> None:
     assert "KEK version 1 is not in the keyring file" in str(result.exception)
 
 
-def _dummy_value(param: Any) -> str:
-    kind = getattr(param, "type", None)
-    choices = getattr(kind, "choices", None)
-    if choices:
-        return str(choices[0])
-    return "1" if getattr(kind, "name", "") in ("integer", "float") else "x"
-
-
-def _dummy_args(command: Any) -> list[str]:
-    """Values for the required parameters, so the call reaches the command itself."""
-    args: list[str] = []
-    for param in command.params:
-        if param.param_type_name == "argument" and param.required:
-            args.append(_dummy_value(param))
-        elif param.param_type_name == "option" and param.required:
-            args.extend([param.opts[0], _dummy_value(param)])
-    return args
-
-
-@pytest.mark.parametrize(("path", "command"), STUBS or [((), ROOT)],
-                         ids=[" ".join(p) for p, _ in STUBS] or ["none-left"])
-def test_not_built_commands_say_so(path: tuple[str, ...], command: Any,
-                                   tmp_path: Path) -> None:
-    if not STUBS:
-        pytest.skip("every command is built")
-    result = invoke([*path, *_dummy_args(command)], tmp_path / "home")
-    assert result.exit_code != 0
-    assert isinstance(result.exception, NotBuiltError), result.output
-    assert "not built" in str(result.exception)
-
-
-def test_not_built_through_the_real_entry_point(tmp_path: Path) -> None:
-    if not STUBS:
-        pytest.skip("every command is built")
-    path, command = STUBS[0]
-    result = run_cli([*path, *_dummy_args(command)], tmp_path / "home")
-    assert result.returncode == NotBuiltError.exit_code
-    assert_one_clear_line(result.stderr, "not built")
-
-
 @pytest.mark.parametrize("how", ["flag", "env", "home"])
 def test_unknown_config_key_is_one_clear_line(tmp_path: Path, how: str) -> None:
     home = tmp_path / "home"
@@ -276,11 +231,3 @@ def test_unreachable_postgres_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert_one_clear_line(result.stderr, "cannot use the database")
     assert "s3cret" not in result.stderr  # the password is never printed
-
-
-def test_not_built_error_is_clear() -> None:
-    from meeting_governance.commands._stub import not_built
-
-    with pytest.raises(NotBuiltError, match="`meeting-governance demo` is not built") as info:
-        not_built("demo")
-    assert info.value.exit_code != 0

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from meeting_governance import purge_evidence
 from meeting_governance.context import AppContext
 from meeting_governance.models import VaultItem
+from meeting_governance.purge import evidence as purge_evidence
 from meeting_governance.purge import purge
 from tests.conftest import scan_for
 

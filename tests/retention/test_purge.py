@@ -204,8 +204,8 @@ def test_old_staging_media_is_deleted(app: AppContext) -> None:
 
 def test_a_failing_transcript_is_reported_and_the_rest_purged(
         app: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    from meeting_governance import purge as purge_module
     from meeting_governance.errors import DatabaseError
+    from meeting_governance.purge import run as purge_module
 
     rows = [make_transcript(app, meeting_id=f"m{i}") for i in range(4)]
     poison = rows[2].id

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from meeting_governance import optouts
+from meeting_governance.cli import app as cli_app
+
 from .conftest import JOIN_LINK, Web
 
 
@@ -81,3 +89,28 @@ def test_openapi_schema_behind_sign_in(web: Web) -> None:
                             .get("parameters", [])}  # no address in a URL
     assert all(p.startswith("/api/") for p in paths)  # pages stay out of the schema
     assert web.client().get("/docs").status_code in (303, 404)
+
+
+def test_one_optout_record_for_the_cli_the_api_and_the_schema(
+        web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`optout list --json`, the API and its schema show the same record (`OptOutView.to_json`)."""
+    client = web.as_role("coordinator")
+    created = client.post("/api/optouts", headers={"X-CSRF-Token": web.token(client)},
+                          json={"email": "Ada@Example.org", "name": "Ada Lovelace",
+                                "valid_from": "2026-03-01T00:00:00Z", "note": "asked in person",
+                                "covers_recording": False})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    schema = web.app.openapi()["components"]["schemas"]["OptOutOut"]
+    assert set(schema["properties"]) == set(body) == set(schema["required"])
+    assert schema["properties"]["created_at"]["format"] == "date-time"
+    assert body["covers"] == "transcription" and body["valid_from"] == "2026-03-01T00:00:00Z"
+    assert body["summary"] == ("Meetings from 2026-03-01 onwards will not be transcribed while "
+                               "Ada Lovelace (ada@example.org) attends.")
+    monkeypatch.setenv("MG_HOME", str(web.ctx.settings.home))
+    monkeypatch.delenv("MG_CONFIG", raising=False)
+    result = CliRunner().invoke(cli_app, ["optout", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [body]
+    with web.ctx.session() as db:
+        assert [v.to_json() for v in optouts.list_optouts(web.ctx, db)] == [body]

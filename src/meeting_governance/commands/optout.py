@@ -98,7 +98,7 @@ def optout_add(
     with app.session() as session:
         view = optouts.add_optout(app, session, req, actor=app.actor, registration=registration)
     if as_json:
-        print_json(view.as_dict())
+        print_json(view.to_json())
     else:
         console.print(f"opt-out {view.id} added. {view.summary()}", markup=False, soft_wrap=True)
 
@@ -139,7 +139,7 @@ def optout_list(
         views = optouts.list_optouts(app, session, search=search, include_revoked=not active,
                                      limit=limit, offset=offset)
     if as_json:
-        print_json([v.as_dict() for v in views])
+        print_json([v.to_json() for v in views])
         return
     print_table("Opt-outs", ["id", "person", "scope", "covers", "from", "until", "state"],
                 [[v.id, v.person, v.scope if v.scope != "meeting" else f"meeting {v.meeting}",

@@ -10,14 +10,15 @@ and `{"detail": [{"field", "message"}, ...]}` (422).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_type_hints
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.responses import JSONResponse, Response
 
 from meeting_governance import optouts
 from meeting_governance.errors import InputError
+from meeting_governance.optouts.views import COMPUTED, FIELDS, OptOutView
 from meeting_governance.web import lookups, review_step
 from meeting_governance.web.auth import Principal, allow, ctx_of
 from meeting_governance.web.reviewed import MAX_TOKEN_CHARS, REVIEW_MAX_AGE_S
@@ -51,28 +52,20 @@ class OptOutIn(BaseModel):
         "asked now, as `optout add --yes` does."))
 
 
-class OptOutOut(BaseModel):
-    id: str
-    name: str | None
-    email: str | None
-    object_id: str | None
-    scope: str
-    meeting: str | None
-    valid_from: datetime | None
-    valid_until: datetime | None
-    covers_recording: bool
-    covers_transcription: bool
-    note: str | None
-    created_by: str
-    created_at: datetime
-    revoked_at: datetime | None
-    revoked_by: str | None
-    revoke_reason: str | None
-    active: bool
+def _optout_out() -> type[BaseModel]:
+    """The schema of `OptOutView.to_json()`, built from the dataclass: the API, `optout list
+    --json` and the pages show one record, so a field added there appears here too."""
+    hints = get_type_hints(OptOutView)
+    columns: dict[str, Any] = {name: (hints[name], ...) for name in FIELDS}
+    columns.update({name: (kind, ...) for name, kind in COMPUTED.items()})
+    model: type[BaseModel] = create_model(
+        "OptOutOut", __doc__="One opt-out, decrypted (`summary` says what it blocks).", **columns)
+    return model
 
-    @staticmethod
-    def of(view: optouts.OptOutView) -> OptOutOut:
-        return OptOutOut(**{name: getattr(view, name) for name in OptOutOut.model_fields})
+
+OptOutOut = _optout_out()
+OptOutList: Any = list[OptOutOut]  # type: ignore[valid-type]  # built at run time
+Out = dict[str, Any]  # what a handler returns: `OptOutView.to_json()`, checked against OptOutOut
 
 
 class RevokeIn(BaseModel):
@@ -149,17 +142,17 @@ def openapi(request: Request, who: Principal = Depends(allow("signed_in"))) -> d
     return schema
 
 
-@router.get("/optouts", response_model=list[OptOutOut], responses=_errors(401, 422))
+@router.get("/optouts", response_model=OptOutList, responses=_errors(401, 422))
 def list_optouts(request: Request, include_revoked: bool = True,
           limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000),
-          who: Principal = Depends(allow("optouts.read"))) -> list[OptOutOut]:
+          who: Principal = Depends(allow("optouts.read"))) -> list[Out]:
     """Every opt-out, newest first. To find a person's, POST /api/optouts/search (a name or
     an address never goes into a URL, where proxies and logs would keep it)."""
     ctx = ctx_of(request)
     with ctx.session() as db:
         rows = optouts.list_optouts(ctx, db, include_revoked=include_revoked, limit=limit,
                                     offset=offset)
-    return [OptOutOut.of(v) for v in rows]
+    return [v.to_json() for v in rows]
 
 
 class SearchIn(BaseModel):
@@ -173,20 +166,20 @@ class SearchIn(BaseModel):
     include_revoked: bool = True
 
 
-@router.post("/optouts/search", response_model=list[OptOutOut], responses=WRITE)
+@router.post("/optouts/search", response_model=OptOutList, responses=WRITE)
 def search_optouts(request: Request, body: SearchIn,
-           who: Principal = Depends(allow("optouts.read", csrf=True))) -> list[OptOutOut]:
+           who: Principal = Depends(allow("optouts.read", csrf=True))) -> list[Out]:
     """A person's opt-outs, by exact e-mail address, object id, name or opt-out id."""
     ctx = ctx_of(request)
     with ctx.session() as db:
         rows = optouts.list_optouts(ctx, db, search=body.search,
                                     include_revoked=body.include_revoked, limit=1000)
-    return [OptOutOut.of(v) for v in rows]
+    return [v.to_json() for v in rows]
 
 
 @router.post("/optouts", response_model=OptOutOut, status_code=201, responses=WRITE)
 def add_optout(request: Request, body: OptOutIn,
-        who: Principal = Depends(allow("optouts.write", csrf=True))) -> Response | OptOutOut:
+        who: Principal = Depends(allow("optouts.write", csrf=True))) -> Response | Out:
     """Save an opt-out. It matches every identifier the directory knows for the person: the
     answer reviewed (`review_token`), else the directory's answer now (within
     `web.graph_timeout_s`; when it cannot be asked, the identifier given until it answers)."""
@@ -208,7 +201,7 @@ def add_optout(request: Request, body: OptOutIn,
             ctx, request.app.state.graph, email=email, object_id=object_id)).registration
     with ctx.session() as db:
         view = optouts.add_optout(ctx, db, req, actor=who.actor, registration=registration)
-    return OptOutOut.of(view)
+    return view.to_json()
 
 
 def _invalid(problems: list[FieldProblem]) -> Response:
@@ -218,16 +211,16 @@ def _invalid(problems: list[FieldProblem]) -> Response:
 @router.get("/optouts/{optout_id}", response_model=OptOutOut,
             responses=_errors(401, 404))
 def get_optout(request: Request, optout_id: str,
-        who: Principal = Depends(allow("optouts.read"))) -> OptOutOut:
+        who: Principal = Depends(allow("optouts.read"))) -> Out:
     ctx = ctx_of(request)
     with ctx.session() as db:
-        return OptOutOut.of(optouts.get_optout(ctx, db, optout_id))
+        return optouts.get_optout(ctx, db, optout_id).to_json()
 
 
 @router.post("/optouts/{optout_id}/revoke", response_model=OptOutOut,
              responses={**WRITE, **_errors(404, 409)})
 def revoke_optout(request: Request, optout_id: str, body: RevokeIn,
-           who: Principal = Depends(allow("optouts.revoke", csrf=True))) -> Response | OptOutOut:
+           who: Principal = Depends(allow("optouts.revoke", csrf=True))) -> Response | Out:
     """DPO and admin only: revoking lets recording and transcription of the person start
     again. `reason` should record the person's own confirmation (who, when, how)."""
     ctx = ctx_of(request)
@@ -236,7 +229,7 @@ def revoke_optout(request: Request, optout_id: str, body: RevokeIn,
             view = optouts.revoke_optout(ctx, db, optout_id, actor=who.actor, reason=body.reason)
     except InputError as exc:  # already revoked
         return JSONResponse(Problem(detail=str(exc)).model_dump(), status_code=409)
-    return OptOutOut.of(view)
+    return view.to_json()
 
 
 @router.get("/optouts/{optout_id}/history", response_model=list[AuditOut],

@@ -21,6 +21,7 @@ from datetime import datetime
 from cryptography.fernet import Fernet, InvalidToken
 
 from meeting_governance import optouts
+from meeting_governance.canonical import canonical
 from meeting_governance.people import Registration, WhoIs
 from meeting_governance.web.sessions import derive_key
 
@@ -40,7 +41,7 @@ def request_digest(req: optouts.OptOutRequest) -> str:
               req.valid_from.isoformat() if req.valid_from else None,
               req.valid_until.isoformat() if req.valid_until else None,
               req.covers_recording, req.covers_transcription, req.note]
-    return _digest(json.dumps(fields))
+    return _digest(canonical(fields))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,12 @@ from meeting_governance.checkpoints import Checkpoint
 from meeting_governance.context import AppContext
 from meeting_governance.db import is_sqlite
 from meeting_governance.models import AuditEntry, AuditHead, PurgeReceipt
+from meeting_governance.purge.tombstones import PURGE_ACTION
 
 if TYPE_CHECKING:
-    from meeting_governance.purge import PurgeReport
+    from meeting_governance.purge.run import PurgeReport
 
 RECEIPT_ACTION = "purge.receipt"
-PURGE_ACTION = "transcript.purged"
 VACUUM_MAX_BYTES = 512 * 1024 * 1024
 
 
