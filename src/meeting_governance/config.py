@@ -445,7 +445,9 @@ def _describe(error: dict[str, Any], file: Path | None) -> str:
     msg = error.get("msg", "invalid")
     ctx = error.get("ctx") or {}
     if isinstance(ctx.get("error"), CloudMismatch):
-        return str(ctx["error"])  # names its keys and the fix itself
+        # It names its keys and the fix itself; say where they were read.
+        return str(ctx["error"]) + (f" (read from {file} and MG_GRAPH__* variables)" if file
+                                    else "")
     if error.get("type") == "extra_forbidden":
         # Dotted, not "[section]": the CLI prints through rich, which would eat a bracket pair.
         where = f" in {file}" if file else ""
