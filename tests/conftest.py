@@ -4,6 +4,11 @@ PostgreSQL is the server on 127.0.0.1:5432 (trust auth, database `test`); overri
 MG_TEST_POSTGRES_URL. Each test gets its own schema (dropped afterwards), so parallel runs and
 sessions never collide. When PostgreSQL is not reachable the PostgreSQL variants are skipped
 locally but fail under CI=true, where the server must be there.
+
+Two lanes (`scripts/test --fast` and `scripts/test`): a test is put in the full lane only by
+the markers below, and the heavy fixtures mark their users themselves
+(`pytest_collection_modifyitems`), so a new test that loads the model or needs PostgreSQL can
+not end up in the fast lane by mistake. The full lane runs every test.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
 from hypothesis import settings as hypothesis_settings
 
-from meeting_governance.config import Settings, load_settings
+from meeting_governance.config import Settings, TranscriptionSettings, load_settings
 from meeting_governance.context import AppContext, initialise
+from meeting_governance.db import make_engine, migrate
+from meeting_governance.transcribe import Transcriber
+from tests.fake_transcriber import FakeTranscriber
 
 POSTGRES_URL = os.environ.get("MG_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -35,6 +44,20 @@ for _name in list(os.environ):
     if _name.startswith("MG_"):
         del os.environ[_name]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+# Requesting one of these fixtures (directly or through another fixture) puts a test in the
+# full lane: the marker is added at collection. `db_url` and `keyring_kind` mark their
+# PostgreSQL and PKCS#11 variants through their params.
+FIXTURE_MARKERS = {"whisper_model": "model", "pg_schema_url": "postgres", "softhsm": "pkcs11"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in used:
+                item.add_marker(marker)
 
 
 def _postgres_available() -> bool:
@@ -146,6 +169,53 @@ def keyring_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return keyring_settings("file")
 
 
+@pytest.fixture(scope="session")
+def whisper_model() -> Any:
+    """The real tiny.en model, loaded once per session (per worker under xdist): the one
+    fixture that loads it. Every test that transcribes for real asks for it, and is marked
+    `model` for that (the full lane)."""
+    return Transcriber(TranscriptionSettings()).model
+
+
+@pytest.fixture
+def fake_transcriber() -> FakeTranscriber:
+    """For tests that need something transcribed, not the words (see tests/fake_transcriber)."""
+    return FakeTranscriber()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database migrated to head once per session (per xdist worker): each
+    installation a test sets up starts from a copy instead of running every migration."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()  # the last connection closing folds the WAL back into the file
+    assert not path.with_name(path.name + "-wal").exists() or not path.with_name(
+        path.name + "-wal").stat().st_size, "the template's WAL was not checkpointed"
+    return path
+
+
+def start_from_template(settings: Settings, template: Path) -> None:
+    """Put a copy of the migrated template where `settings` keeps its SQLite database, so
+    `initialise` finds the schema at head and only creates the keyring, config and checkpoint.
+
+    Only for fixtures that set up an installation to test something else: tests of `init`
+    and of the migrations themselves start from nothing. A database that is there already, or
+    that is not SQLite, is left alone."""
+    url = settings.database_url
+    if not url.startswith("sqlite:///"):
+        return
+    target = Path(url.split("///", 1)[1])
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copyfile(template, target)
+    target.chmod(0o600)
+
+
 def make_settings(home: Path, db_url: str | None = None, **overrides: object) -> Settings:
     data: dict[str, object] = {"home": home}
     if db_url:
@@ -161,8 +231,9 @@ def settings(home: Path, db_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Iterator[AppContext]:
+def app(settings: Settings, sqlite_template: Path) -> Iterator[AppContext]:
     """An initialised installation (config, keyring, migrated database) on either engine."""
+    start_from_template(settings, sqlite_template)
     initialise(settings, settings.home / "config.toml")
     ctx = AppContext.open(settings)
     ctx.actor = "test"
@@ -173,9 +244,10 @@ def app(settings: Settings) -> Iterator[AppContext]:
 
 
 @pytest.fixture
-def sqlite_app(home: Path) -> Iterator[AppContext]:
+def sqlite_app(home: Path, sqlite_template: Path) -> Iterator[AppContext]:
     """The embedded default only (for tests that scan the SQLite file)."""
     settings = make_settings(home)
+    start_from_template(settings, sqlite_template)
     initialise(settings, settings.home / "config.toml")
     ctx = AppContext.open(settings)
     ctx.actor = "test"

@@ -20,7 +20,11 @@ from meeting_governance.pipeline import poll
 
 from .conftest import ORG, Env, subprocess_env
 
-pytestmark = pytest.mark.slow
+
+@pytest.fixture
+def env(fake_env: Env) -> Env:
+    """Discovery transcribes nothing: no model needed."""
+    return fake_env
 
 
 def _poll(env: Env) -> object:

@@ -21,6 +21,7 @@ from meeting_governance.models import DeltaLink, OptOut, Recording
 from meeting_governance.optouts import CsvImportError, import_csv
 from meeting_governance.pipeline import poll, process
 from meeting_governance.transcribe import Transcriber
+from tests.fake_transcriber import FakeTranscriber
 
 from .conftest import (
     BAD_DIR,
@@ -307,12 +308,11 @@ def _files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.mark.slow
 def test_traversal_ids_are_quoted_and_never_touch_the_filesystem(home: Path, tmp_path: Path,
-                                                                whisper_model: Any) -> None:
+                                                                fake_transcriber: FakeTranscriber) -> None:
     pairs = [extra_meeting(m, r, str(SAMPLE)) for m, r in TRAVERSAL_IDS]
     passwd = os.stat("/etc/passwd")
-    with env_for(home, tmp_path / "emulator", whisper_model, scenario_of(pairs)) as e:
+    with env_for(home, tmp_path / "emulator", fake_transcriber, scenario_of(pairs)) as e:
         before = _files(tmp_path)
         with e.graph() as graph:
             assert poll(e.app, graph).new == len(pairs)
@@ -337,11 +337,10 @@ def test_traversal_ids_are_quoted_and_never_touch_the_filesystem(home: Path, tmp
     assert (after.st_mtime_ns, after.st_size) == (passwd.st_mtime_ns, passwd.st_size)
 
 
-@pytest.mark.slow
 def test_dot_segment_ids_address_their_own_resource(home: Path, tmp_path: Path,
-                                                     whisper_model: Any) -> None:
+                                                     fake_transcriber: FakeTranscriber) -> None:
     pairs = [extra_meeting("..", ".", str(SAMPLE)), extra_meeting("meet-2", "..", str(SAMPLE))]
-    with env_for(home, tmp_path / "emulator", whisper_model, scenario_of(pairs)) as e:
+    with env_for(home, tmp_path / "emulator", fake_transcriber, scenario_of(pairs)) as e:
         with e.graph() as graph:
             assert poll(e.app, graph).new == 2
         process(e.app, e.services, limit=10)
