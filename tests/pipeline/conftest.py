@@ -32,7 +32,7 @@ from meeting_governance.graph.emulator import (
 from meeting_governance.graph.emulator.scenario import default_media_dir
 from meeting_governance.pipeline import Services
 from meeting_governance.transcribe import Transcriber
-from tests.conftest import make_settings, start_from_template
+from tests.conftest import DatabaseTemplate, make_settings
 from tests.fake_transcriber import FakeTranscriber
 
 TENANT = "pipeline-tenant"
@@ -130,16 +130,16 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
 
 
 def make_env(home: Path, db_url: str | None, emulator: EmulatorServer, model: Any, *,
-             template: Path | None = None, **overrides: Any) -> Env:
+             template: DatabaseTemplate | None = None, **overrides: Any) -> Env:
     """An initialised installation against `emulator`.
 
     `model` is the session's real Whisper model, or a ready Transcriber (a FakeTranscriber);
-    `template`, the session's migrated SQLite database to start from (see `sqlite_template`)."""
+    `template`, the session's migrated database to start from (see `DatabaseTemplate`)."""
     # The sample meetings are from early November: give them 60 days to become known.
     overrides.setdefault("gate", {"participants_deadline_hours": 24 * 60})
     settings = make_settings(home, db_url, graph=graph_overrides(emulator), **overrides)
     if template is not None:
-        start_from_template(settings, template)
+        template.apply(settings)
     initialise(settings, home / "config.toml")
     app = AppContext.open(settings)
     app.actor = "test"
@@ -153,8 +153,8 @@ def make_env(home: Path, db_url: str | None, emulator: EmulatorServer, model: An
 
 @pytest.fixture
 def env(home: Path, db_url: str, emulator: EmulatorServer, whisper_model: Any,
-        sqlite_template: Path) -> Iterator[Env]:
-    e = make_env(home, db_url, emulator, whisper_model, template=sqlite_template)
+        db_template: DatabaseTemplate) -> Iterator[Env]:
+    e = make_env(home, db_url, emulator, whisper_model, template=db_template)
     try:
         yield e
     finally:
@@ -164,9 +164,9 @@ def env(home: Path, db_url: str, emulator: EmulatorServer, whisper_model: Any,
 
 @pytest.fixture
 def fake_env(home: Path, db_url: str, emulator: EmulatorServer,
-             fake_transcriber: FakeTranscriber, sqlite_template: Path) -> Iterator[Env]:
+             fake_transcriber: FakeTranscriber, db_template: DatabaseTemplate) -> Iterator[Env]:
     """`env` with the FakeTranscriber: no model, so in the fast lane (SQLite)."""
-    e = make_env(home, db_url, emulator, fake_transcriber, template=sqlite_template)
+    e = make_env(home, db_url, emulator, fake_transcriber, template=db_template)
     try:
         yield e
     finally:

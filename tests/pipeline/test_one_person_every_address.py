@@ -41,7 +41,7 @@ from meeting_governance.models import Transcript
 from meeting_governance.optouts import OptOutRequest, add_optout
 from meeting_governance.pipeline import SilentReporter, poll, process
 from meeting_governance.store import read_content
-from tests.conftest import scan_for
+from tests.conftest import DatabaseTemplate, scan_for
 from tests.fake_transcriber import FakeTranscriber
 
 from .conftest import SPOKEN, Env, make_env
@@ -129,9 +129,9 @@ def tenant(tmp_path: Path) -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def e(home: Path, db_url: str, tenant: EmulatorServer, fake_transcriber: FakeTranscriber,
-      sqlite_template: Path) -> Iterator[Env]:
+      db_template: DatabaseTemplate) -> Iterator[Env]:
     """The gate decides on identities, not words: the FakeTranscriber is enough."""
-    env = make_env(home, db_url, tenant, fake_transcriber, template=sqlite_template)
+    env = make_env(home, db_url, tenant, fake_transcriber, template=db_template)
     try:
         yield env
     finally:

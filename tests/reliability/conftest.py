@@ -35,6 +35,7 @@ from meeting_governance.graph.emulator import Recording as EmuRecording
 from meeting_governance.models import AuditEntry, Recording, Transcript
 from meeting_governance.pipeline import Services
 from meeting_governance.transcribe import Transcriber
+from tests.conftest import DatabaseTemplate
 from tests.fake_transcriber import FakeTranscriber
 from tests.pipeline.conftest import (
     Env,
@@ -55,12 +56,12 @@ BAD_DIR = Path(__file__).resolve().parents[1] / "data" / "bad"
 
 @pytest.fixture
 def sqlite_env(home: Path, emulator: EmulatorServer, fake_transcriber: FakeTranscriber,
-               sqlite_template: Path) -> Iterator[Env]:
+               db_template: DatabaseTemplate) -> Iterator[Env]:
     """The embedded default only: faults of Graph and the disk do not depend on the engine.
 
     Downloads go in 4 KiB reads, so a cut mid-body leaves bytes on disk to resume from (with the
     default 1 MiB a cut in these small samples loses the whole read and restarts at zero)."""
-    e = make_env(home, None, emulator, fake_transcriber, template=sqlite_template,
+    e = make_env(home, None, emulator, fake_transcriber, template=db_template,
                  download={"chunk_bytes": 4096})
     try:
         yield e

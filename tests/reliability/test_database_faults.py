@@ -24,7 +24,7 @@ import sqlalchemy
 from meeting_governance.errors import DatabaseError
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.transcribe import Transcriber, TranscriptResult
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, DatabaseTemplate
 from tests.fake_transcriber import FakeTranscriber
 
 from .conftest import (
@@ -97,8 +97,8 @@ def integrity(e: Env) -> str:
 
 @pytest.fixture
 def short_busy_env(home: Path, emulator: Any, fake_transcriber: FakeTranscriber,
-                   sqlite_template: Path) -> Iterator[Env]:
-    e = make_env(home, None, emulator, fake_transcriber, template=sqlite_template,
+                   db_template: DatabaseTemplate) -> Iterator[Env]:
+    e = make_env(home, None, emulator, fake_transcriber, template=db_template,
                  database={"busy_timeout_ms": 300})
     try:
         yield e
