@@ -26,9 +26,10 @@ import pytest
 import sqlalchemy
 from hypothesis import settings as hypothesis_settings
 
+from meeting_governance import audit
 from meeting_governance.config import Settings, TranscriptionSettings, load_settings
 from meeting_governance.context import AppContext, initialise
-from meeting_governance.db import make_engine, migrate
+from meeting_governance.db import make_engine, migrate, session_scope
 from meeting_governance.transcribe import Transcriber
 from tests.fake_transcriber import FakeTranscriber
 
@@ -196,20 +197,23 @@ class DatabaseTemplate:
     the PostgreSQL installations migrate as before.
 
     Only for fixtures that set up an installation to test something else: tests of `init`
-    and of the migrations themselves start from nothing."""
+    and of the migrations themselves start from nothing. `apply` also writes the
+    `system.init` audit entry that `initialise` writes when it migrates, so the installation
+    is the one `init` makes."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._sqlite: Path | None = None
         self._postgres: str | None = None
         self._postgres_tried = False
+        self.revisions: list[str] = []  # what migrating an empty database applies
 
     def sqlite_file(self) -> Path:
         if self._sqlite is None:
             path = self.root / "template.db"
             engine = make_engine(f"sqlite:///{path}")
             try:
-                migrate(engine)
+                self.revisions = migrate(engine)
             finally:
                 engine.dispose()  # the last connection closing folds the WAL into the file
             wal = path.with_name(path.name + "-wal")
@@ -221,7 +225,9 @@ class DatabaseTemplate:
         """The migrated schema as SQL, its name replaced by `{schema}`; None without pg_dump."""
         if not self._postgres_tried:
             self._postgres_tried = True
-            self._postgres = _dump_migrated_schema()
+            dumped = _dump_migrated_schema()
+            if dumped is not None:
+                self._postgres, self.revisions = dumped
         return self._postgres
 
     def apply(self, settings: Settings) -> None:
@@ -229,15 +235,26 @@ class DatabaseTemplate:
         url = settings.database_url
         if url.startswith("sqlite:///"):
             target = Path(url.split("///", 1)[1])
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                shutil.copyfile(self.sqlite_file(), target)
-                target.chmod(0o600)
+            if target.exists():
+                return
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copyfile(self.sqlite_file(), target)
+            target.chmod(0o600)
         elif url.startswith("postgresql"):
             schema = _search_path(url)
             script = self.postgres_script() if schema else None
-            if schema and script:
-                _replay(url, schema, script)
+            if not (schema and script and _replay(url, schema, script)):
+                return
+        else:
+            return
+        engine = make_engine(url)
+        try:
+            with session_scope(engine) as session:  # as `initialise` does after migrating
+                audit.append(session, actor=f"cli:{os.environ.get('USER', 'unknown')}",
+                             action="system.init", target_type="database",
+                             details={"migrations": ",".join(self.revisions)})
+        finally:
+            engine.dispose()
 
 
 def _search_path(url: str) -> str | None:
@@ -247,7 +264,7 @@ def _search_path(url: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _dump_migrated_schema() -> str | None:
+def _dump_migrated_schema() -> tuple[str, list[str]] | None:
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None or not postgres_ok():
         return None
@@ -258,7 +275,7 @@ def _dump_migrated_schema() -> str | None:
             conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{template}"'))
         engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{template}")
         try:
-            migrate(engine)
+            revisions = migrate(engine)
         finally:
             engine.dispose()
         server = sqlalchemy.engine.make_url(POSTGRES_URL)
@@ -280,11 +297,11 @@ def _dump_migrated_schema() -> str | None:
         kept.append(line)
     script = "\n".join(kept)
     script = script.replace(f"{template}.", "{schema}.")
-    return None if template in script else script
+    return None if template in script else (script, revisions)
 
 
-def _replay(url: str, schema: str, script: str) -> None:
-    """Run the dump in the test's own (empty) schema, in one transaction."""
+def _replay(url: str, schema: str, script: str) -> bool:
+    """Run the dump in the test's own schema, in one transaction, if it is empty."""
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as conn:
@@ -292,7 +309,7 @@ def _replay(url: str, schema: str, script: str) -> None:
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = :schema"),
                 {"schema": schema}).scalar_one()
         if tables:
-            return
+            return False
         raw = engine.raw_connection()
         try:
             with raw.cursor() as cursor:
@@ -302,6 +319,7 @@ def _replay(url: str, schema: str, script: str) -> None:
             raw.close()
     finally:
         engine.dispose()
+    return True
 
 
 @pytest.fixture(scope="session")
