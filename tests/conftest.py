@@ -40,6 +40,9 @@ POSTGRES_URL = os.environ.get("MG_TEST_POSTGRES_URL",
 # longer than hypothesis' default 200 ms deadline, which would fail a correct test.
 hypothesis_settings.register_profile("meeting-governance", deadline=None)
 hypothesis_settings.load_profile("meeting-governance")
+# The fast lane (`scripts/test --fast` passes --hypothesis-profile) tries a quarter of the
+# examples; the full lane keeps hypothesis' 100.
+hypothesis_settings.register_profile("meeting-governance-fast", deadline=None, max_examples=25)
 
 # Never let a developer's own MG_* variables leak into a test.
 for _name in list(os.environ):
@@ -84,8 +87,13 @@ def postgres_ok() -> bool:
 
 
 @pytest.fixture
-def pg_schema_url() -> Iterator[str]:
+def pg_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a brand-new schema, dropped afterwards."""
+    if request.node.get_closest_marker("postgres") is None:
+        # Reached through request.getfixturevalue: collection could not see it, so the fast
+        # lane would run it. Say how to fix the test rather than run PostgreSQL unmarked.
+        pytest.fail(f"{request.node.nodeid} uses PostgreSQL but is not marked `postgres`: "
+                    "mark it (or its parameter) with pytest.mark.postgres")
     if not postgres_ok():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}")

@@ -93,6 +93,7 @@ def test_polls_share_one_sign_in_per_process(env: Env) -> None:
     assert len(env.emulator.requests.openid_requests()) == 1
 
 
+@pytest.mark.slow
 def test_poll_restart_from_the_command_line(env: Env, home, db_url) -> None:
     _poll(env)
     run = subprocess.run([sys.executable, "-m", "meeting_governance", "poll", "--restart"],

@@ -237,6 +237,7 @@ def test_listing_with_invalid_utf8_is_read_without_crashing(home: Path, tmp_path
         assert report.errors or report.new == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_huge_listing_page_is_taken_in_one_go(home: Path, tmp_path: Path) -> None:
     """About 2.5 MB, 3 000 recordings and a repeat on one page: each stored once."""
