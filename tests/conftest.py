@@ -50,6 +50,11 @@ for _name in list(os.environ):
     if _name.startswith("MG_"):
         del os.environ[_name]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests read the CLI's output as a pipe gets it (tables as wide as they need). pytest-xdist's
+# workers run with COLUMNS=80, which would wrap them; so would a developer's terminal width.
+# (meeting_governance.cliutil reads it when first imported, after this.)
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 # Requesting one of these fixtures (directly or through another fixture) puts a test in the
