@@ -6,6 +6,7 @@ import csv
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,10 +40,9 @@ def diarization(encoder: SpeakerEncoder) -> Diarization:
 
 
 @pytest.fixture(scope="session")
-def tiny() -> Transcriber:
-    transcriber = Transcriber(TranscriptionSettings())
-    assert transcriber.model is not None
-    return transcriber
+def tiny(whisper_model: Any) -> Transcriber:
+    """A Transcriber over the session's one loaded model (`whisper_model`)."""
+    return Transcriber(TranscriptionSettings(), model=whisper_model)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,6 @@ from tests.pipeline.conftest import (  # noqa: F401  (fixtures)
     emulator,
     make_env,
     subprocess_env,
-    whisper_model,
 )
 
 pytestmark = pytest.mark.slow
@@ -36,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def diarized(home: Path, db_url: str, emulator: EmulatorServer,  # noqa: F811
-             whisper_model: Any) -> Iterator[Env]:  # noqa: F811
+             whisper_model: Any) -> Iterator[Env]:
     e = make_env(home, db_url, emulator, whisper_model, diarization={"enabled": True})
     # The service's own wiring (Services.from_app) with the session's already loaded model.
     services = Services.from_app(e.app)

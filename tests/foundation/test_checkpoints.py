@@ -148,6 +148,7 @@ def test_a_forged_checkpoint_line_is_reported(app: AppContext) -> None:
     assert not result.ok and "not a checkpoint signed by this installation" in result.problem
 
 
+@pytest.mark.slow
 def test_cli_checkpoint_and_verify(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert run_cli(["init"], home).returncode == 0

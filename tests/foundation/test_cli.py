@@ -121,6 +121,7 @@ def test_audit_list_json_is_only_json(tmp_path: Path) -> None:
     assert status["legacy_kek_versions"] == {} and status["problems"] == []
 
 
+@pytest.mark.slow
 def test_audit_verify_names_the_tampered_entry(tmp_path: Path) -> None:
     home = init_home(tmp_path)
     ok = run_cli(["audit", "verify"], home)
@@ -133,7 +134,7 @@ def test_audit_verify_names_the_tampered_entry(tmp_path: Path) -> None:
     assert broken.stdout == ""
 
 
-@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_keys_rotate_destroys_old_keys_and_keeps_data_readable(
         tmp_path: Path, db: str, request: pytest.FixtureRequest) -> None:
     env = {}
@@ -220,6 +221,7 @@ def test_wrong_keyring_mode_is_one_clear_line(tmp_path: Path) -> None:
     assert_one_clear_line(result.stderr, "chmod 600")
 
 
+@pytest.mark.slow
 def test_python_dash_m_help(tmp_path: Path) -> None:
     result = run_cli(["--help"], tmp_path / "home")
     assert result.returncode == 0 and "Usage:" in result.stdout

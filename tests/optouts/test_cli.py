@@ -84,6 +84,7 @@ def test_import(cli: CliRunner, tmp_path: Path) -> None:
     assert len(listed(cli)) == 2
 
 
+@pytest.mark.slow
 def test_console_script_prints_one_error_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MG_")}
     env.update(MG_HOME=str(tmp_path / "home"), COLUMNS="200")

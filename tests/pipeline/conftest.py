@@ -1,5 +1,9 @@
 """A whole installation against the Graph emulator: real msal/requests over HTTPS, the real
-tiny.en model on the real speech clips the package ships, SQLite or PostgreSQL underneath."""
+tiny.en model on the real speech clips the package ships, SQLite or PostgreSQL underneath.
+
+`env` transcribes with the real model (the session's `whisper_model`); `fake_env` is the same
+installation with the FakeTranscriber, for tests about leases, states, the gate and faults
+that only need something transcribed."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from meeting_governance.config import GraphSettings, Settings, TranscriptionSettings
+from meeting_governance.config import GraphSettings, Settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.graph import GraphClient
 from meeting_governance.pipeline import Services
@@ -29,7 +33,8 @@ from mg_emulator import (
     Scenario,
 )
 from mg_emulator.scenario import default_media_dir
-from tests.conftest import make_settings
+from tests.conftest import DatabaseTemplate, make_settings
+from tests.fake_transcriber import FakeTranscriber
 
 TENANT = "pipeline-tenant"
 ORG = "6f1c3a52-8d0e-4b7a-9c21-3e5f7a9b1c01"
@@ -100,12 +105,6 @@ def build_scenario() -> Scenario:
                     meetings=meetings, recordings=recordings, people=people)
 
 
-@pytest.fixture(scope="session")
-def whisper_model() -> Any:
-    """The real tiny.en model, loaded once for the whole session."""
-    return Transcriber(TranscriptionSettings()).model
-
-
 @dataclass
 class Env:
     app: AppContext
@@ -130,23 +129,44 @@ def emulator(emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
         yield emu
 
 
-def make_env(home: Path, db_url: str | None, emulator: EmulatorServer, model: Any,
-             **overrides: Any) -> Env:
+def make_env(home: Path, db_url: str | None, emulator: EmulatorServer, model: Any, *,
+             template: DatabaseTemplate | None = None, **overrides: Any) -> Env:
+    """An initialised installation against `emulator`.
+
+    `model` is the session's real Whisper model, or a ready Transcriber (a FakeTranscriber);
+    `template`, the session's migrated database to start from (see `DatabaseTemplate`)."""
     # The sample meetings are from early November: give them 60 days to become known.
     overrides.setdefault("gate", {"participants_deadline_hours": 24 * 60})
     settings = make_settings(home, db_url, graph=graph_overrides(emulator), **overrides)
+    if template is not None:
+        template.apply(settings)
     initialise(settings, home / "config.toml")
     app = AppContext.open(settings)
     app.actor = "test"
+    transcriber = (model if isinstance(model, Transcriber)
+                   else Transcriber(settings.transcription, model=model))
     services = Services(graph_factory=lambda: GraphClient.from_settings(settings.graph,
                                                                         sleep=lambda s: None),
-                        transcriber=Transcriber(settings.transcription, model=model))
+                        transcriber=transcriber)
     return Env(app, emulator, services, settings)
 
 
 @pytest.fixture
-def env(home: Path, db_url: str, emulator: EmulatorServer, whisper_model: Any) -> Iterator[Env]:
-    e = make_env(home, db_url, emulator, whisper_model)
+def env(home: Path, db_url: str, emulator: EmulatorServer, whisper_model: Any,
+        db_template: DatabaseTemplate) -> Iterator[Env]:
+    e = make_env(home, db_url, emulator, whisper_model, template=db_template)
+    try:
+        yield e
+    finally:
+        e.services.close()
+        e.app.close()
+
+
+@pytest.fixture
+def fake_env(home: Path, db_url: str, emulator: EmulatorServer,
+             fake_transcriber: FakeTranscriber, db_template: DatabaseTemplate) -> Iterator[Env]:
+    """`env` with the FakeTranscriber: no model, so in the fast lane (SQLite)."""
+    e = make_env(home, db_url, emulator, fake_transcriber, template=db_template)
     try:
         yield e
     finally:

@@ -15,7 +15,11 @@ from meeting_governance.pipeline import SilentReporter, poll, process
 
 from .conftest import Env
 
-pytestmark = pytest.mark.slow
+
+@pytest.fixture
+def env(fake_env: Env) -> Env:
+    """Leases, not words: the FakeTranscriber is enough."""
+    return fake_env
 
 
 class LeaseWatcher(SilentReporter):

@@ -36,6 +36,7 @@ def _nothing_fetched(emulator: EmulatorServer, home: Path) -> None:
     assert not list((home / "staging").glob("*/*"))
 
 
+@pytest.mark.slow  # `process` in a child transcribes with the real model
 def test_process_exits_1_when_a_recording_failed_and_says_a_retry_is_pending(
         home: Path, emulator: EmulatorServer) -> None:
     env = _ready(home, emulator)
@@ -104,6 +105,7 @@ def test_a_missing_keyring_stops_process_naming_init(home: Path, emulator: Emula
     _nothing_fetched(emulator, home)
 
 
+@pytest.mark.slow  # `process` in a child transcribes with the real model
 def test_process_on_a_terminal_shows_progress_and_where_each_recording_ended(
         home: Path, emulator: EmulatorServer) -> None:
     """On a terminal (a pseudo-terminal here) `process` draws its bar on stderr and says where

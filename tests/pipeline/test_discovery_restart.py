@@ -20,7 +20,11 @@ from meeting_governance.pipeline import poll
 
 from .conftest import ORG, Env, subprocess_env
 
-pytestmark = pytest.mark.slow
+
+@pytest.fixture
+def env(fake_env: Env) -> Env:
+    """Discovery transcribes nothing: no model needed."""
+    return fake_env
 
 
 def _poll(env: Env) -> object:
@@ -89,6 +93,7 @@ def test_polls_share_one_sign_in_per_process(env: Env) -> None:
     assert len(env.emulator.requests.openid_requests()) == 1
 
 
+@pytest.mark.slow
 def test_poll_restart_from_the_command_line(env: Env, home, db_url) -> None:
     _poll(env)
     run = subprocess.run([sys.executable, "-m", "meeting_governance", "poll", "--restart"],

@@ -42,11 +42,10 @@ from mg_emulator import (
     Scenario,
 )
 from mg_emulator.scenario import default_media_dir
-from tests.conftest import scan_for
+from tests.conftest import DatabaseTemplate, scan_for
+from tests.fake_transcriber import FakeTranscriber
 
 from .conftest import SPOKEN, Env, make_env
-
-pytestmark = pytest.mark.slow
 
 TENANT = "contoso-tenant"
 ORG = "6f1c3a52-8d0e-4b7a-9c21-3e5f7a9b1c01"
@@ -129,8 +128,10 @@ def tenant(emulator_keys: EmulatorKeys) -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def e(home: Path, db_url: str, tenant: EmulatorServer, whisper_model: Any) -> Iterator[Env]:
-    env = make_env(home, db_url, tenant, whisper_model)
+def e(home: Path, db_url: str, tenant: EmulatorServer, fake_transcriber: FakeTranscriber,
+      db_template: DatabaseTemplate) -> Iterator[Env]:
+    """The gate decides on identities, not words: the FakeTranscriber is enough."""
+    env = make_env(home, db_url, tenant, fake_transcriber, template=db_template)
     try:
         yield env
     finally:
@@ -152,7 +153,7 @@ def _states(env: Env) -> dict[str, tuple[str, str]]:
 
 class OptOutWhileTranscribing(SilentReporter):
     """The coordinator registers Sam's opt-out from the pipeline's own progress hook, once the
-    real model has transcribed some audio of his meeting."""
+    transcriber has done some audio of his meeting."""
 
     def __init__(self, env: Env) -> None:
         self.env = env
@@ -210,15 +211,17 @@ def test_one_person_every_address(e: Env) -> None:
         late = session.exec(select(RecordingRow).where(
             RecordingRow.graph_recording_id == "VjIj-late=")).one()
         assert [t.recording_id for t in transcripts] == [late.id]
-        text = formats.to_txt(formats.from_json(json.dumps(
-            read_content(e.app, session, transcripts[0]))).segments).lower()
+        segments = formats.from_json(json.dumps(
+            read_content(e.app, session, transcripts[0]))).segments
+        text = formats.to_txt(segments).lower()
     assert text.strip()
     assert list(e.settings.staging_dir.rglob("*")) == []
 
     # Nothing personal in clear anywhere in the data directory (directory cache included).
     checkpoint(e.app.engine)
     needles = [a.encode() for a in ADDRESSES] + [LEE_UPN.encode(), b"Jane Smith", b"Kim Lee",
-                                                 *(w.encode() for w in SPOKEN)]
+                                                 *(w.encode() for w in SPOKEN),
+                                                 segments[0].text.encode()]  # what was stored
     assert scan_for(e.settings.home, needles) == []
     assert audit.verify(e.app.engine).ok
 
@@ -280,8 +283,8 @@ class RegisterWhileTheStoreWaits(SilentReporter):
 @pytest.mark.postgres
 def test_the_store_waits_for_an_optout_being_registered(home: Path, pg_schema_url: str,
                                                         tenant: EmulatorServer,
-                                                        whisper_model: Any) -> None:
-    env = make_env(home, pg_schema_url, tenant, whisper_model)
+                                                        fake_transcriber: FakeTranscriber) -> None:
+    env = make_env(home, pg_schema_url, tenant, fake_transcriber)
     try:
         with env.graph() as graph:
             poll(env.app, graph)
@@ -303,11 +306,11 @@ def test_the_store_waits_for_an_optout_being_registered(home: Path, pg_schema_ur
 
 def test_a_report_is_trusted_only_after_it_settles(home: Path, db_url: str,
                                                    tenant: EmulatorServer,
-                                                   whisper_model: Any) -> None:
+                                                   fake_transcriber: FakeTranscriber) -> None:
     """Reports are written after the meeting and can be revised: within the settle time the
     recording waits (and nothing is fetched), whatever the report says."""
     days = (datetime.now(UTC) - DAY).total_seconds() / 86400 + 2
-    env = make_env(home, db_url, tenant, whisper_model,
+    env = make_env(home, db_url, tenant, fake_transcriber,
                    gate={"participants_deadline_hours": 24 * 60,
                          "attendance_settle_minutes": days * 24 * 60})
     try:

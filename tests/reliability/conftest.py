@@ -1,5 +1,7 @@
 """Reliability tests: the whole installation of `tests/pipeline` (emulator, real msal/requests,
-real model, SQLite or PostgreSQL), broken on purpose, then checked for what must still hold.
+SQLite or PostgreSQL), broken on purpose, then checked for what must still hold. Faults of
+Graph, the database and the disk need something transcribed, not the words: `sqlite_env` runs
+the FakeTranscriber; the tests about media and killed workers keep the real model.
 
 The invariants every fault test ends with (`assert_invariants`): nothing lost (each recording
 ends in a known state), exactly one transcript per stored recording whose vault items all
@@ -34,30 +36,34 @@ from mg_emulator import (
     Scenario,
 )
 from mg_emulator import Recording as EmuRecording
+from tests.conftest import DatabaseTemplate
+from tests.fake_transcriber import FakeTranscriber
 from tests.pipeline.conftest import (
     Env,
     build_scenario,
     emulator,
     env,
+    fake_env,
     make_env,
     meeting_id,
     recording_id,
-    whisper_model,
 )
 
 # Re-exported: pytest finds the pipeline fixtures here by name.
-__all__ = ["Env", "emulator", "env", "make_env", "meeting_id", "recording_id", "whisper_model"]
+__all__ = ["Env", "emulator", "env", "fake_env", "make_env", "meeting_id", "recording_id"]
 
 BAD_DIR = Path(__file__).resolve().parents[1] / "data" / "bad"
 
 
 @pytest.fixture
-def sqlite_env(home: Path, emulator: EmulatorServer, whisper_model: Any) -> Iterator[Env]:
+def sqlite_env(home: Path, emulator: EmulatorServer, fake_transcriber: FakeTranscriber,
+               db_template: DatabaseTemplate) -> Iterator[Env]:
     """The embedded default only: faults of Graph and the disk do not depend on the engine.
 
     Downloads go in 4 KiB reads, so a cut mid-body leaves bytes on disk to resume from (with the
     default 1 MiB a cut in these small samples loses the whole read and restarts at zero)."""
-    e = make_env(home, None, emulator, whisper_model, download={"chunk_bytes": 4096})
+    e = make_env(home, None, emulator, fake_transcriber, template=db_template,
+                 download={"chunk_bytes": 4096})
     try:
         yield e
     finally:
@@ -76,7 +82,7 @@ def record_sleeps(e: Env) -> Sleeps:
     settings = e.settings
     e.services = Services(
         graph_factory=lambda: GraphClient.from_settings(settings.graph, sleep=sleeps.append),
-        transcriber=Transcriber(settings.transcription, model=e.services.transcriber.model))
+        transcriber=e.services.transcriber)
     return sleeps
 
 
@@ -193,9 +199,11 @@ def env_for(home: Path, state_dir: Path, model: Any, scenario: Scenario, *,
         initialise(settings, home / "config.toml")
         app = AppContext.open(settings)
         app.actor = "test"
+        transcriber = (model if isinstance(model, Transcriber)
+                       else Transcriber(settings.transcription, model=model))
         services = Services(
             graph_factory=lambda: GraphClient.from_settings(settings.graph, sleep=lambda s: None),
-            transcriber=Transcriber(settings.transcription, model=model))
+            transcriber=transcriber)
         e = Env(app, emu, services, settings)
         try:
             yield e

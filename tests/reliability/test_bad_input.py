@@ -21,6 +21,7 @@ from meeting_governance.optouts import CsvImportError, import_csv
 from meeting_governance.pipeline import poll, process
 from meeting_governance.transcribe import Transcriber
 from mg_emulator.scenario import default_media_dir
+from tests.fake_transcriber import FakeTranscriber
 
 from .conftest import (
     BAD_DIR,
@@ -236,6 +237,7 @@ def test_listing_with_invalid_utf8_is_read_without_crashing(home: Path, tmp_path
         assert report.errors or report.new == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_huge_listing_page_is_taken_in_one_go(home: Path, tmp_path: Path) -> None:
     """About 2.5 MB, 3 000 recordings and a repeat on one page: each stored once."""
@@ -307,12 +309,11 @@ def _files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.mark.slow
 def test_traversal_ids_are_quoted_and_never_touch_the_filesystem(home: Path, tmp_path: Path,
-                                                                whisper_model: Any) -> None:
+                                                                fake_transcriber: FakeTranscriber) -> None:
     pairs = [extra_meeting(m, r, str(SAMPLE)) for m, r in TRAVERSAL_IDS]
     passwd = os.stat("/etc/passwd")
-    with env_for(home, tmp_path / "emulator", whisper_model, scenario_of(pairs)) as e:
+    with env_for(home, tmp_path / "emulator", fake_transcriber, scenario_of(pairs)) as e:
         before = _files(tmp_path)
         with e.graph() as graph:
             assert poll(e.app, graph).new == len(pairs)
@@ -337,11 +338,10 @@ def test_traversal_ids_are_quoted_and_never_touch_the_filesystem(home: Path, tmp
     assert (after.st_mtime_ns, after.st_size) == (passwd.st_mtime_ns, passwd.st_size)
 
 
-@pytest.mark.slow
 def test_dot_segment_ids_address_their_own_resource(home: Path, tmp_path: Path,
-                                                     whisper_model: Any) -> None:
+                                                     fake_transcriber: FakeTranscriber) -> None:
     pairs = [extra_meeting("..", ".", str(SAMPLE)), extra_meeting("meet-2", "..", str(SAMPLE))]
-    with env_for(home, tmp_path / "emulator", whisper_model, scenario_of(pairs)) as e:
+    with env_for(home, tmp_path / "emulator", fake_transcriber, scenario_of(pairs)) as e:
         with e.graph() as graph:
             assert poll(e.app, graph).new == 2
         process(e.app, e.services, limit=10)

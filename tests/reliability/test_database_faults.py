@@ -1,6 +1,9 @@
 """Database faults: SQLite locked by another process (before a run, and right before the store
 transaction), PostgreSQL backends terminated under a running worker. Each is a clear
-`DatabaseError` or a wait that then completes — never a crash, corruption or a lost item."""
+`DatabaseError` or a wait that then completes — never a crash, corruption or a lost item.
+
+The FakeTranscriber stands in for the model except where the fault has to land during a long
+transcription (the lease keeper under terminated backends)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,8 @@ import sqlalchemy
 from meeting_governance.errors import DatabaseError
 from meeting_governance.pipeline import Services, poll, process
 from meeting_governance.transcribe import Transcriber, TranscriptResult
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, DatabaseTemplate
+from tests.fake_transcriber import FakeTranscriber
 
 from .conftest import (
     Env,
@@ -32,8 +37,6 @@ from .conftest import (
     rows,
     staging_files,
 )
-
-pytestmark = pytest.mark.slow
 
 HOLD_LOCK = """
 import sqlite3, sys, time
@@ -61,21 +64,26 @@ class Locker:
 
 
 class HookedTranscriber(Transcriber):
-    """The real model; `after` runs once transcription is done, just before the store."""
+    """The env's own transcriber; `after` runs once transcription is done, just before the
+    store."""
 
     def __init__(self, inner: Transcriber, after: Callable[[], None]) -> None:
-        super().__init__(inner.settings, model=inner.model)
+        super().__init__(inner.settings)
+        self.inner = inner
         self.after = after
 
     def transcribe(self, path: Path, progress: Any = None) -> TranscriptResult:
-        result = super().transcribe(path, progress)
+        result = self.inner.transcribe(path, progress)
         self.after()
         return result
 
 
 def hook(e: Env, after: Callable[[], None]) -> None:
+    inner = e.services.transcriber
+    if isinstance(inner, HookedTranscriber):
+        inner = inner.inner
     e.services = Services(graph_factory=e.services.graph_factory,
-                          transcriber=HookedTranscriber(e.services.transcriber, after))
+                          transcriber=HookedTranscriber(inner, after))
 
 
 def db_path(e: Env) -> Path:
@@ -88,8 +96,10 @@ def integrity(e: Env) -> str:
 
 
 @pytest.fixture
-def short_busy_env(home: Path, emulator: Any, whisper_model: Any) -> Iterator[Env]:
-    e = make_env(home, None, emulator, whisper_model, database={"busy_timeout_ms": 300})
+def short_busy_env(home: Path, emulator: Any, fake_transcriber: FakeTranscriber,
+                   db_template: DatabaseTemplate) -> Iterator[Env]:
+    e = make_env(home, None, emulator, fake_transcriber, template=db_template,
+                 database={"busy_timeout_ms": 300})
     try:
         yield e
     finally:
@@ -155,18 +165,33 @@ def test_sqlite_locked_at_the_store_step_loses_nothing(short_busy_env: Env) -> N
 
 # -- PostgreSQL ----------------------------------------------------------------------------
 
-@pytest.fixture
-def pg_env(home: Path, pg_schema_url: str, emulator: Any,
-           whisper_model: Any) -> Iterator[tuple[Env, str]]:
+@contextmanager
+def installation_on_postgres(home: Path, pg_schema_url: str, emulator: Any,
+                             model: Any) -> Iterator[tuple[Env, str]]:
     """An installation on PostgreSQL whose connections carry their own application_name, so
     the test terminates only its own backends (others share this server)."""
     name = f"mg-reliability-{uuid.uuid4().hex[:10]}"
-    e = make_env(home, f"{pg_schema_url}&application_name={name}", emulator, whisper_model)
+    e = make_env(home, f"{pg_schema_url}&application_name={name}", emulator, model)
     try:
         yield e, name
     finally:
         e.services.close()
         e.app.close()
+
+
+@pytest.fixture
+def pg_env(home: Path, pg_schema_url: str, emulator: Any,
+           fake_transcriber: FakeTranscriber) -> Iterator[tuple[Env, str]]:
+    with installation_on_postgres(home, pg_schema_url, emulator, fake_transcriber) as made:
+        yield made
+
+
+@pytest.fixture
+def pg_env_real_model(home: Path, pg_schema_url: str, emulator: Any,
+                      whisper_model: Any) -> Iterator[tuple[Env, str]]:
+    """The real model: its transcription lasts long enough for the lease keeper to renew."""
+    with installation_on_postgres(home, pg_schema_url, emulator, whisper_model) as made:
+        yield made
 
 
 def terminate_backends(application_name: str) -> int:
@@ -199,10 +224,11 @@ def test_postgres_backends_terminated_mid_run_reconnect_and_continue(
 
 
 @pytest.mark.postgres
-def test_postgres_backends_terminated_while_a_lease_keeper_runs(pg_env: tuple[Env, str]) -> None:
+def test_postgres_backends_terminated_while_a_lease_keeper_runs(
+        pg_env_real_model: tuple[Env, str]) -> None:
     """Kill the backends repeatedly while transcription runs (the lease keeper renews in the
     background on its own connection): the run still completes."""
-    e, name = pg_env
+    e, name = pg_env_real_model
     _poll(e)
     stop = threading.Event()
 

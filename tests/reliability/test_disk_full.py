@@ -15,8 +15,6 @@ from mg_emulator.scenario import default_media_dir
 
 from .conftest import Env, assert_invariants, make_due, row, staging_files
 
-pytestmark = pytest.mark.slow
-
 
 def _mount(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)

@@ -30,8 +30,6 @@ from .conftest import (
     staging_files,
 )
 
-pytestmark = pytest.mark.slow
-
 OK_CONTENT = f"{recording_id('ok')}/content"
 
 

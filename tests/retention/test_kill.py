@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -85,6 +86,7 @@ def run_cli(app: AppContext, *extra: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_purge_then_rerun(app: AppContext) -> None:
     due = bulk_seed(app, N, retain_until=T0 - timedelta(days=1), with_recordings=True)
     keep = bulk_seed(app, KEEP, retain_until=T0 + timedelta(days=1), with_recordings=True)

@@ -124,6 +124,7 @@ def test_sqlite_file_holds_only_bytes_under_destroyed_keys(sqlite_app: AppContex
     assert not [i for i in gone if i.wrapped_key and bytes(i.wrapped_key) in raw]
 
 
+@pytest.mark.slow
 def test_cli_purge_exits_non_zero_when_compaction_is_blocked(sqlite_app: AppContext) -> None:
     import subprocess
     import sys

@@ -71,6 +71,7 @@ def test_openssl_alone_verifies_a_receipt(sqlite_app: AppContext, receipt: Path,
     assert bad.returncode != 0
 
 
+@pytest.mark.slow
 def test_verify_receipt_cli(sqlite_app: AppContext, receipt: Path, tmp_path: Path) -> None:
     ok = cli(sqlite_app, "purge", "verify-receipt", str(receipt))
     assert ok.returncode == 0, ok.stderr

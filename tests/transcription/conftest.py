@@ -1,4 +1,4 @@
-"""Real speech, real media files, and the real tiny.en model loaded once per session."""
+"""Real speech, real media files, and the real tiny.en model (the session's `whisper_model`)."""
 
 from __future__ import annotations
 
@@ -93,11 +93,9 @@ def long_input(tmp_path_factory: pytest.TempPathFactory) -> LongInput:
 
 
 @pytest.fixture(scope="session")
-def tiny() -> Transcriber:
-    """One loaded tiny.en model for the whole session (loading is the slow part)."""
-    transcriber = Transcriber(TranscriptionSettings())
-    assert transcriber.model is not None
-    return transcriber
+def tiny(whisper_model: Any) -> Transcriber:
+    """A Transcriber with the default settings over the session's one loaded model."""
+    return Transcriber(TranscriptionSettings(), model=whisper_model)
 
 
 @pytest.fixture

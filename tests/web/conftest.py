@@ -20,6 +20,7 @@ from meeting_governance.config import GraphSettings, load_settings
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.web import create_app
 from mg_emulator import EmulatorKeys, EmulatorServer
+from tests.conftest import DatabaseTemplate
 
 from .directory_scenario import build_scenario
 
@@ -88,8 +89,10 @@ class Web:
         return str(client.get("/api/session").json()["csrf_token"])
 
 
-def _open(home: Path, **overrides: object) -> AppContext:
+def _open(home: Path, template: DatabaseTemplate | None = None, **overrides: object) -> AppContext:
     settings = load_settings(None, home=home, **overrides)
+    if template is not None:
+        template.apply(settings)
     initialise(settings, settings.home / "config.toml")
     ctx = AppContext.open(settings)
     ctx.actor = "test"
@@ -105,12 +108,12 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_web(tmp_path: Path) -> Iterator[Callable[..., Web]]:
+def make_web(tmp_path: Path, db_template: DatabaseTemplate) -> Iterator[Callable[..., Web]]:
     """Build a web app with configuration overrides (`web={...}`) on SQLite."""
     opened: list[Web] = []
 
     def build(**overrides: object) -> Web:
-        ctx = _open(tmp_path / f"home{len(opened)}", **overrides)
+        ctx = _open(tmp_path / f"home{len(opened)}", db_template, **overrides)
         web = Web(ctx, create_app(ctx))
         opened.append(web)
         return web

@@ -114,3 +114,14 @@ def test_one_optout_record_for_the_cli_the_api_and_the_schema(
     assert json.loads(result.stdout) == [body]
     with web.ctx.session() as db:
         assert [v.to_json() for v in optouts.list_optouts(web.ctx, db)] == [body]
+
+
+def test_an_id_that_names_no_one_opt_out_is_a_clear_client_error(web: Web) -> None:
+    """Found by the fuzz test: a blank id (`resolve_id`'s UsageError) was a 500."""
+    client = web.as_role("dpo")
+    for path in ("/api/optouts/%20", "/api/optouts/%20/history"):
+        blank = client.get(path)
+        assert blank.status_code == 422, path
+        assert "no opt-out id given" in blank.json()["detail"][0]["message"]
+    assert client.get("/api/optouts/abc").status_code == 404  # unknown stays "not found"
+    assert client.get("/api/optouts/0123456789abcdef0123456789abcdef").status_code == 404

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
@@ -27,6 +28,7 @@ def _send(web: Web, case: Any) -> Any:
     return client.request(case.method, case.formatted_path, **kwargs)
 
 
+@pytest.mark.slow
 def test_no_generated_request_gets_a_server_error(web: Web) -> None:
     raw = web.signed_in("dpo").get("/api/openapi.json")
     assert raw.status_code == 200

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from meeting_governance.context import AppContext
-from meeting_governance.errors import InputError, NotFoundError
+from meeting_governance.errors import InputError, NotFoundError, UsageError
 from meeting_governance.web import admin, api, api_review, auth, dpo, dpo_person, dpo_speakers, entra, pages
 from meeting_governance.web.lookups import GraphMeetingResolver, PageGraph
 from meeting_governance.web.reviewed import ReviewSeal
@@ -85,6 +85,13 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError) -> Response:
+        return _error(request, 422, str(exc))
+
+    # An id in the address that names no one record (blank, or a prefix of several: see
+    # meeting_governance.ids) is the request's fault, not a server error. An unknown id is a
+    # NotFoundError too, and stays 404 (the handler above comes first in its class order).
+    @app.exception_handler(UsageError)
+    async def bad_usage(request: Request, exc: UsageError) -> Response:
         return _error(request, 422, str(exc))
 
     @app.exception_handler(RequestValidationError)
