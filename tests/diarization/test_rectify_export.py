@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from meeting_governance import formats
+from meeting_governance import formats, speakers
 from meeting_governance.context import AppContext
 from meeting_governance.diarization import SpeakerTurn
 from meeting_governance.dsr import export_person
@@ -65,15 +65,31 @@ def test_a_corrected_label_is_a_correction(app: AppContext) -> None:
     assert [s["speaker"] for s in _document(app, tid)["segments"]] == ["Speaker 1", "Speaker 1"]
 
 
-def test_the_access_export_carries_the_labels(app: AppContext, tmp_path: Path) -> None:
-    _stored(app)
-    report = export_person(app, email=ALICE, out=tmp_path / "alice.zip", actor="dpo")
-
-    with zipfile.ZipFile(report.path) as bundle:
+def _bundle(path: Path) -> tuple[str, dict]:
+    with zipfile.ZipFile(path) as bundle:
         names = bundle.namelist()
         vtt = bundle.read(next(n for n in names if n.endswith(".vtt"))).decode()
         document = json.loads(bundle.read(next(n for n in names if n.endswith(".json")
                                                and "transcript" in n)))
-    assert "<v Speaker 1>the quarterly numbres</v>" in vtt
-    assert "<v Speaker 2>are up by ten percent</v>" in vtt
-    assert document["segments"][1]["speaker"] == "Speaker 2"
+    return vtt, document
+
+
+def test_the_access_export_gives_the_person_their_own_labelled_words_only(
+        app: AppContext, tmp_path: Path) -> None:
+    tid = _stored(app)
+    # No label is linked to Alice yet: nobody's words are hers for certain, so none are given.
+    vtt, document = _bundle(export_person(app, email=ALICE, out=tmp_path / "a.zip",
+                                          actor="dpo").path)
+    assert "numbres" not in vtt and "ten percent" not in vtt
+    assert "an unidentified participant spoke" in vtt
+
+    # A DPO who listened names Speaker 1 as Alice: her turn comes whole, with its label and
+    # how it was named; Speaker 2's words stay out.
+    speakers.assign(app, tid, "Speaker 1", ALICE, actor="dpo")
+    vtt, document = _bundle(export_person(app, email=ALICE, out=tmp_path / "b.zip",
+                                          actor="dpo").path)
+    assert "the quarterly numbres" in vtt
+    assert "ten percent" not in vtt and "ten percent" not in json.dumps(document)
+    assert "an unidentified participant spoke (00:00:02–00:00:04)" in vtt  # Speaker 2: unnamed
+    assert document["segments"][0]["speaker"] == "Speaker 1"
+    assert document["segments"][0]["text"] == "the quarterly numbres"
