@@ -91,5 +91,6 @@ def test_the_access_export_gives_the_person_their_own_labelled_words_only(
     assert "the quarterly numbres" in vtt
     assert "ten percent" not in vtt and "ten percent" not in json.dumps(document)
     assert "an unidentified participant spoke (00:00:02–00:00:04)" in vtt  # Speaker 2: unnamed
-    assert document["segments"][0]["speaker"] == "Speaker 1"
+    assert document["segments"][0]["yours"] is True
+    assert document["segments"][0]["speaker_source"] == "dpo"  # says how the label was named
     assert document["segments"][0]["text"] == "the quarterly numbres"
