@@ -1,4 +1,4 @@
-"""Microsoft Graph: the app-only client, discovery, participants, download, and an emulator.
+"""Microsoft Graph: the app-only client, discovery, participants, directory, transcripts, download.
 
 The pipeline calls only these names; the database and the gate live elsewhere.
 """
