@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from meeting_governance.context import AppContext
 from meeting_governance.diarization import Diarization
@@ -118,6 +118,39 @@ def _media_dir(app: AppContext, recording_id: int) -> Path:
 
 def _remove_media(app: AppContext, recording_id: int) -> None:
     shutil.rmtree(_media_dir(app, recording_id), ignore_errors=True)
+
+
+SETTLED = (State.STORED, State.BLOCKED, State.PURGED)
+
+
+def clear_abandoned_media(app: AppContext) -> int:
+    """Remove the staging directories no worker will come back for; returns how many.
+
+    A worker killed between committing a recording's end state and deleting its media leaves
+    the media behind, and nothing would ever lease that recording again. So each `process` run
+    first removes the media of recordings that are settled (stored, blocked, purged) or gone.
+    Media of a recording that can still be leased is left alone: a worker that leases it
+    clears the folder itself, and the purge removes anything older than
+    `download.staging_max_age_hours` — so a folder is never removed under a worker's feet."""
+    root = app.settings.staging_dir
+    if not root.is_dir():
+        return 0
+    dirs = {int(d.name.removeprefix("rec-")): d for d in root.iterdir()
+            if d.is_dir() and d.name.startswith("rec-") and d.name[4:].isdigit()}
+    if not dirs:
+        return 0
+    with app.session() as session:
+        states = dict(session.exec(select(Recording.id, Recording.state).where(
+            col(Recording.id).in_(sorted(dirs)))).all())
+    removed = 0
+    for recording_id, path in dirs.items():
+        state = states.get(recording_id)
+        if state is None or state in SETTLED:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("abandoned media removed from staging", extra={"count": removed})
+    return removed
 
 
 def _retry_delay(app: AppContext, attempts: int) -> timedelta:
@@ -278,6 +311,7 @@ def process(app: AppContext, services: Services, *, limit: int | None, worker: s
     a second worker never waits for recordings the first one has claimed but not started.
     """
     worker = worker_name(app, worker)
+    clear_abandoned_media(app)
     outcomes: list[Outcome] = []
     while limit is None or len(outcomes) < limit:
         if should_stop and should_stop():
