@@ -71,7 +71,19 @@ def make_engine(url: str, *, busy_timeout_ms: int = 15000, pool_size: int = 5,
             dbapi_connection.isolation_level = None
 
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed_ping_means_discard(context: Any) -> None:
+        # A connection whose socket dropped mid-statement can come back to the pool still
+        # "ACTIVE"; the pre-ping then fails with a ProgrammingError ("can't change 'autocommit'
+        # now"), which the driver does not count as a disconnect, so the error would reach the
+        # caller. Whatever makes a ping fail, that connection is of no use: discard it and let
+        # the pool open a new one (seen when PostgreSQL backends are terminated under load).
+        if context.is_pre_ping:
+            context.is_disconnect = True
+
+    return engine
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
