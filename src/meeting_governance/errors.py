@@ -56,9 +56,13 @@ class ShreddedError(GovernanceError):
 class NotFoundError(GovernanceError):
     """The thing asked for does not exist."""
 
+    exit_code = ExitCode.USAGE
+
 
 class InputError(GovernanceError):
     """User input (a CSV row, an e-mail address, a join link) is not valid."""
+
+    exit_code = ExitCode.USAGE
 
 
 class GraphError(GovernanceError):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import col
+from sqlmodel import col, select
 
 from meeting_governance.context import AppContext
 from meeting_governance.errors import NotFoundError, UsageError
@@ -129,3 +129,31 @@ def test_a_dry_run_purge_says_would_purge(app: AppContext) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["dry_run"] is True and report["would_purge"] == 1 and report["purged"] == 0
+
+
+def test_bad_input_on_new_entry_points_is_a_usage_error_that_changes_nothing(
+        app: AppContext, tmp_path: Path) -> None:
+    """Bad arguments exit 2 (README "Exit codes": fix the argument), with the fix named, and
+    leave no file and no audit entry behind."""
+    from meeting_governance.models import AuditEntry
+
+    with app.session() as session:
+        audited = len(session.exec(select(AuditEntry)).all())
+    out = tmp_path / "bundle.zip"
+    cases = [
+        (["dsr", "export", "--email", "ada@example.org", "--full-transcript", "--out", str(out)],
+         "--full-transcript needs --reason"),
+        (["dsr", "export", "--email", "ada@example.org", "--reason", "why", "--out", str(out)],
+         "--reason goes with --full-transcript"),
+        (["transcript", "speakers", "abcd", "--name", "Speaker 1"],
+         "needs both --name LABEL and --person ADDRESS"),
+        (["transcript", "speakers", "abcdef"], "no transcript id starts with it"),
+        (["optout", "add", "--email", "not-an-address"], "address"),
+    ]
+    for args, message in cases:
+        run = _cli(app, *args)
+        assert run.returncode == ExitCode.USAGE, (args, run.stderr)
+        assert message in run.stderr, (args, run.stderr)
+    assert not out.exists()
+    with app.session() as session:
+        assert len(session.exec(select(AuditEntry)).all()) == audited
