@@ -163,8 +163,10 @@ def test_a_windows_text_is_judged_as_whisper_judges_it(
 
 
 @pytest.mark.slow
-def test_noise_the_model_calls_silent_gives_no_text_as_in_sequential_decoding(
-        tiny: Transcriber) -> None:
+def test_noise_the_model_calls_silent_gives_no_text(tiny: Transcriber) -> None:
+    # (No comparison with faster-whisper's sequential decoding here: on this noise it gives
+    # " ." at temperature 0 and nothing or " ." after its random temperature fallback, so such
+    # an assertion failed at random — once in four full runs.)
     noise = np.random.default_rng(1).normal(0, 0.1, 20 * SAMPLE_RATE).astype(np.float32)
     stats = PackedStats()
 
@@ -172,8 +174,6 @@ def test_noise_the_model_calls_silent_gives_no_text_as_in_sequential_decoding(
                              batch_size=4, stats=stats)
 
     assert list(found) == [] and stats.silent_windows == 1
-    sequential, _ = tiny.model.transcribe(noise, language="en", vad_filter=False)
-    assert [s.text for s in sequential] == []
 
 
 @pytest.mark.slow
