@@ -9,7 +9,9 @@ For each command: the median wall-clock seconds and CPU seconds (user + system, 
 over N runs, interleaved with the baseline so that a busy machine slows both alike; `ratio` is
 command / `python -c pass`. The target (issue 17) is under 0.5 s for commands that need no
 model: `--help` loads typer and rich only, the others add the configuration, the database and
-the keyring, never numpy, PyAV or faster-whisper. Prints numbers only.
+the keyring, never numpy, PyAV or faster-whisper. `libraries` imports the third-party stack the
+database commands stand on (typer, rich, pydantic-settings, SQLAlchemy's ORM, SQLModel) and
+nothing of ours: the floor under those commands. Prints numbers only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ QUICK_ARGS = ["--quick"]
 FULL_ARGS: list[str] = []
 QUICK_TIMEOUT_S = 300
 TIMEOUT_S = 900
+
+LIBRARIES = "import typer, rich.table, pydantic_settings, sqlalchemy.orm, sqlmodel"
+"""What a command that opens the database stands on before any code of ours runs: the CLI
+framework, the configuration's validation and the ORM. Its time is the floor for those commands
+on this interpreter."""
 
 COMMANDS: dict[str, list[str]] = {
     "help": ["--help"],
@@ -74,6 +81,7 @@ def main() -> None:
         env = _env(Path(tmp) / "home")
         subprocess.run([*cli, "init"], env=env, check=True, capture_output=True, timeout=300)
         cases = {"baseline": [sys.executable, "-c", "pass"],
+                 "libraries": [sys.executable, "-c", LIBRARIES],
                  **{name: [*cli, *argv] for name, argv in COMMANDS.items()}}
         walls: dict[str, list[float]] = {name: [] for name in cases}
         cpus: dict[str, list[float]] = {name: [] for name in cases}
@@ -89,6 +97,10 @@ def main() -> None:
     base_cpu = statistics.median(cpus["baseline"])
     figures = {"python_pass_wall_s": figure(base_wall, "s", notes="python -c pass"),
                "python_pass_cpu_s": figure(base_cpu, "s", notes="python -c pass")}
+    figures["libraries_cpu_s"] = figure(statistics.median(cpus["libraries"]), "s",
+                                        baseline=base_cpu, notes=f"python -c '{LIBRARIES}'")
+    figures["libraries_wall_s"] = figure(statistics.median(walls["libraries"]), "s",
+                                         baseline=base_wall, notes="the same, wall-clock")
     for name in COMMANDS:
         figures[f"{name}_wall_s"] = figure(statistics.median(walls[name]), "s",
                                            baseline=base_wall,

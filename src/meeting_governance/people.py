@@ -31,7 +31,6 @@ from meeting_governance.graph.directory import DirectoryUser, lookup
 from meeting_governance.graph.participants import merge_participants
 from meeting_governance.identity import Participant, ParticipantKind, normalise_email
 from meeting_governance.models import IdentityCache
-from meeting_governance.observability import METRICS
 from meeting_governance.vault import Vault
 
 IN_CHUNK = 500
@@ -231,6 +230,8 @@ def resolve_participants(app: AppContext, graph: GraphClient | None,
             resolved.append(p)
     merged = merge_participants(resolved)
     unresolved = sum(1 for p in merged if p.identifiable and not p.resolved)
+    from meeting_governance.observability import METRICS  # the gate's, not the CLI's cost
+
     METRICS.directory_lookups.labels(source="cache").inc(cache_hits)
     METRICS.directory_lookups.labels(source="directory").inc(lookups)
     return ResolvedParticipants(participants=merged, blinds=frozenset(every),

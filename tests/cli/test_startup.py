@@ -113,3 +113,50 @@ def test_a_lazy_module_behaves_as_an_imported_one(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_a_database_command_loads_no_graph_client_and_no_metrics(tmp_path: Path) -> None:
+    """`optout list` reads the database: msal, requests and the Prometheus client (about a
+    tenth of a second of start-up, bench/cli.py) load only where Graph or metrics are used."""
+    home = tmp_path / "home"
+    assert cli(home, "init").returncode == 0
+    code = ("import sys\nfrom meeting_governance.cli import main\n"
+            "sys.argv = ['meeting-governance', 'optout', 'list', '--json']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', ','.join(m for m in ('msal', 'requests', 'urllib3', "
+            "'prometheus_client', 'numpy', 'av') if m in sys.modules "
+            "and type(sys.modules[m]).__name__ != '_LazyModule'))")  # named, never run
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.startswith("[]"), done.stdout[:300]  # it did read the (empty) registry
+    assert done.stdout.strip().endswith("LOADED"), done.stdout[-300:]
+
+
+@pytest.mark.parametrize(("package", "preloaded"), [
+    ("graph", "[]"), ("purge", "[]"), ("dsr", "[]"), ("pipeline", "[]"),
+    # `optouts.matching` is a function and a module: it loads with the package (`lazy.exports`)
+    ("optouts", "['meeting_governance.optouts.matching', 'meeting_governance.optouts.validation', "
+                "'meeting_governance.optouts.views']"),
+])
+def test_each_package_name_loads_on_first_use(package: str, preloaded: str,
+                                              tmp_path: Path) -> None:
+    """The packages re-export their modules' names lazily (`lazy.exports`): every name in
+    `__all__` still resolves, `dir()` lists them, a wrong name is an AttributeError — and
+    importing the package alone loads none of its modules."""
+    code = (
+        "import importlib, sys\n"
+        f"pkg = importlib.import_module('meeting_governance.{package}')\n"
+        f"before = sorted(m for m in sys.modules if m.startswith('meeting_governance.{package}.'))\n"
+        "missing = [n for n in pkg.__all__ if getattr(pkg, n, None) is None]\n"
+        "missing += [n for n in pkg.__all__ if type(getattr(pkg, n)).__name__ == 'module']\n"
+        "listed = set(pkg.__all__) <= set(dir(pkg))\n"
+        "try:\n    pkg.no_such_name\n    wrong = 'no error'\n"
+        "except AttributeError as exc:\n    wrong = str(exc)\n"
+        "print(before, missing, listed, wrong, sep='|')\n")
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
+                          capture_output=True, text=True, timeout=120, check=True)
+    before, missing, listed, wrong = done.stdout.strip().split("|")
+    assert before == preloaded
+    assert missing == "[]"
+    assert listed == "True"
+    assert "has no attribute 'no_such_name'" in wrong

@@ -9,41 +9,46 @@ what is held), `export` (access), `erasure` (crypto-shredding and withdrawal of 
 
 from __future__ import annotations
 
-from meeting_governance.dsr.erasure import (
-    ERASURE_REASON,
-    HELD_NOTE,
-    OPTOUTS_KEPT_NOTE,
-    ErasureReport,
-    HeldTranscript,
-    HoldReason,
-    WithdrawalReport,
-    erase_person,
-    withdraw_consent,
-)
-from meeting_governance.dsr.export import ExportReport, _recordings_without_transcript, export_person
-from meeting_governance.dsr.redaction import Redacted, RedactionReport, redact_person
-from meeting_governance.dsr.requests import (
-    KINDS,
-    STATUSES,
-    DecisionView,
-    PersonSummary,
-    RequestView,
-    Subject,
-    _blinds,
-    _complete,
-    _held_ids,
-    _live_transcripts,
-    _optouts_of,
-    _request_for,
-    check_reference,
-    close_request,
-    decisions,
-    find_person,
-    list_requests,
-    open_request,
-    subject,
-    subject_blind,
-)
+from typing import TYPE_CHECKING
+
+from meeting_governance.lazy import exports
+
+if TYPE_CHECKING:  # what mypy and readers see; at run time each module loads on first use
+    from meeting_governance.dsr.erasure import (
+        ERASURE_REASON,
+        HELD_NOTE,
+        OPTOUTS_KEPT_NOTE,
+        ErasureReport,
+        HeldTranscript,
+        HoldReason,
+        WithdrawalReport,
+        erase_person,
+        withdraw_consent,
+    )
+    from meeting_governance.dsr.export import ExportReport, _recordings_without_transcript, export_person
+    from meeting_governance.dsr.redaction import Redacted, RedactionReport, redact_person
+    from meeting_governance.dsr.requests import (
+        KINDS,
+        STATUSES,
+        DecisionView,
+        PersonSummary,
+        RequestView,
+        Subject,
+        _blinds,
+        _complete,
+        _held_ids,
+        _live_transcripts,
+        _optouts_of,
+        _request_for,
+        check_reference,
+        close_request,
+        decisions,
+        find_person,
+        list_requests,
+        open_request,
+        subject,
+        subject_blind,
+    )
 
 __all__ = [
     "ERASURE_REASON",
@@ -82,3 +87,5 @@ __all__ = [
     "subject_blind",
     "withdraw_consent",
 ]
+
+__getattr__, __dir__ = exports(__name__, __file__)

@@ -24,15 +24,22 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
-
-import msal
-import requests
 
 from meeting_governance.config import GraphSettings
 from meeting_governance.errors import GraphError
-from meeting_governance.graph.network import graph_session, network_advice
+from meeting_governance.lazy import module
+
+if TYPE_CHECKING:
+    import msal
+    import requests
+
+    from meeting_governance.graph import network
+else:  # loaded with the first client: a command that only reads the database never pays
+    msal = module("msal")  # for them (bench/cli.py)
+    requests = module("requests")
+    network = module("meeting_governance.graph.network")
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +198,7 @@ class GraphClient:
         self._credential = _credential(settings)
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
         # Proxy, CA bundle and timeouts: the same for every Graph and sign-in request.
-        self.session = session or graph_session(settings)
+        self.session = session or network.graph_session(settings)
         self._sign_in: _SignIn | None = None
 
     @classmethod
@@ -230,13 +237,13 @@ class GraphClient:
                 self.settings.client_id,
                 client_credential=self._credential,
                 authority=self.authority,
-                http_client=graph_session(self.settings),
+                http_client=network.graph_session(self.settings),
                 instance_discovery=is_microsoft_authority(self.settings.authority_host),
             )
         except requests.RequestException as exc:
             raise GraphError(
                 f"cannot reach the sign-in authority ({exc.__class__.__name__}): "
-                f"{network_advice(exc, self.settings)}; check graph.authority_host (graph.cloud), "
+                f"{network.network_advice(exc, self.settings)}; check graph.authority_host (graph.cloud), "
                 "the network, graph.proxy and graph.ca_bundle", retryable=True,
             ) from None
         except ValueError as exc:
@@ -258,7 +265,7 @@ class GraphClient:
                 self.calls["token"] += 1
                 raise GraphError(
                     f"the token request failed ({exc.__class__.__name__}); the authority is "
-                    f"unreachable: {network_advice(exc, self.settings)}", retryable=True,
+                    f"unreachable: {network.network_advice(exc, self.settings)}", retryable=True,
                 ) from None
         if result.get("token_source") == "identity_provider" or "error" in result:
             self.calls["token"] += 1
@@ -343,7 +350,7 @@ class GraphClient:
                     raise GraphError(
                         f"Graph could not be reached for a {kind} call after {attempt + 1} "
                         f"attempts ({exc.__class__.__name__}): "
-                        f"{network_advice(exc, self.settings)}", retryable=True,
+                        f"{network.network_advice(exc, self.settings)}", retryable=True,
                     ) from None
                 delay = self._backoff(attempt)
                 log.info("graph %s: %s, retrying in %.2fs", kind, exc.__class__.__name__, delay)

@@ -22,45 +22,50 @@ One module per job, every public name importable from here as before:
 
 from __future__ import annotations
 
-from meeting_governance.meetingref import meeting_keys, normalise_meeting_ref
-from meeting_governance.optouts.csv_import import (
-    MAX_CSV_BYTES,
-    MAX_CSV_ROWS,
-    CsvImportError,
-    RowProblem,
-    import_csv,
-    parse_csv,
-)
-from meeting_governance.optouts.matching import (
-    MeetingRef,
-    applies,
-    identity_query,
-    matching,
-    matching_rows,
-)
-from meeting_governance.optouts.registry import (
-    add_optout,
-    get_optout,
-    history,
-    list_optouts,
-    revoke_optout,
-)
-from meeting_governance.optouts.validation import (
-    COVERS,
-    MAX_NAME,
-    MAX_NOTE,
-    MAX_REASON,
-    PURPOSES,
-    FieldError,
-    OptOutRequest,
-    blind_name,
-    check,
-    cleaned_identity,
-    normalise_name,
-    parse_when,
-    validate,
-)
-from meeting_governance.optouts.views import EPOCH, IN_CHUNK, OptOutView
+from typing import TYPE_CHECKING
+
+from meeting_governance.lazy import exports
+
+if TYPE_CHECKING:  # what mypy and readers see; at run time each module loads on first use
+    from meeting_governance.meetingref import meeting_keys, normalise_meeting_ref
+    from meeting_governance.optouts.csv_import import (
+        MAX_CSV_BYTES,
+        MAX_CSV_ROWS,
+        CsvImportError,
+        RowProblem,
+        import_csv,
+        parse_csv,
+    )
+    from meeting_governance.optouts.matching import (
+        MeetingRef,
+        applies,
+        identity_query,
+        matching,
+        matching_rows,
+    )
+    from meeting_governance.optouts.registry import (
+        add_optout,
+        get_optout,
+        history,
+        list_optouts,
+        revoke_optout,
+    )
+    from meeting_governance.optouts.validation import (
+        COVERS,
+        MAX_NAME,
+        MAX_NOTE,
+        MAX_REASON,
+        PURPOSES,
+        FieldError,
+        OptOutRequest,
+        blind_name,
+        check,
+        cleaned_identity,
+        normalise_name,
+        parse_when,
+        validate,
+    )
+    from meeting_governance.optouts.views import EPOCH, IN_CHUNK, OptOutView
 
 __all__ = [
     "COVERS", "EPOCH", "IN_CHUNK", "MAX_CSV_BYTES", "MAX_CSV_ROWS", "MAX_NAME", "MAX_NOTE",
@@ -70,3 +75,5 @@ __all__ = [
     "list_optouts", "matching", "matching_rows", "meeting_keys", "normalise_meeting_ref",
     "normalise_name", "parse_csv", "parse_when", "revoke_optout", "validate",
 ]
+
+__getattr__, __dir__ = exports(__name__, __file__)

@@ -24,23 +24,30 @@ the CLI imports it only inside the commands that run the pipeline.
 
 from __future__ import annotations
 
-from meeting_governance.pipeline.claiming import (
-    LeaseKeeper,
-    Outcome,
-    ProcessReport,
-    claim,
-    release,
-    renew_lease,
-)
-from meeting_governance.pipeline.discovery import MAX_ID, PollReport, _store_discovery, poll
-from meeting_governance.pipeline.processing import (
-    Reporter,
-    Services,
-    SilentReporter,
-    process,
-    process_one,
-)
+from typing import TYPE_CHECKING
+
+from meeting_governance.lazy import exports
+
+if TYPE_CHECKING:  # what mypy and readers see; at run time each module loads on first use
+    from meeting_governance.pipeline.claiming import (
+        LeaseKeeper,
+        Outcome,
+        ProcessReport,
+        claim,
+        release,
+        renew_lease,
+    )
+    from meeting_governance.pipeline.discovery import MAX_ID, PollReport, _store_discovery, poll
+    from meeting_governance.pipeline.processing import (
+        Reporter,
+        Services,
+        SilentReporter,
+        process,
+        process_one,
+    )
 
 __all__ = ["MAX_ID", "LeaseKeeper", "Outcome", "PollReport", "ProcessReport", "Reporter",
            "Services", "SilentReporter", "_store_discovery", "claim", "poll", "process",
            "process_one", "release", "renew_lease"]
+
+__getattr__, __dir__ = exports(__name__, __file__)

@@ -27,12 +27,19 @@ One module per job: `selection` (what is due), `tombstones` (what a purged trans
 
 from __future__ import annotations
 
-from meeting_governance.purge.evidence import RECEIPT_ACTION, Compaction, clean_staging
-from meeting_governance.purge.lock import LOCK_NAME, LOCK_TTL, purge_lock
-from meeting_governance.purge.run import Progress, PurgeFailure, PurgeReport, purge
-from meeting_governance.purge.selection import MAX_BATCH, DueSummary, summarise
-from meeting_governance.purge.tombstones import PURGE_ACTION, tombstone
+from typing import TYPE_CHECKING
+
+from meeting_governance.lazy import exports
+
+if TYPE_CHECKING:  # what mypy and readers see; at run time each module loads on first use
+    from meeting_governance.purge.evidence import RECEIPT_ACTION, Compaction, clean_staging
+    from meeting_governance.purge.lock import LOCK_NAME, LOCK_TTL, purge_lock
+    from meeting_governance.purge.run import Progress, PurgeFailure, PurgeReport, purge
+    from meeting_governance.purge.selection import MAX_BATCH, DueSummary, summarise
+    from meeting_governance.purge.tombstones import PURGE_ACTION, tombstone
 
 __all__ = ["LOCK_NAME", "LOCK_TTL", "MAX_BATCH", "PURGE_ACTION", "RECEIPT_ACTION", "Compaction",
            "DueSummary", "Progress", "PurgeFailure", "PurgeReport", "clean_staging",
            "purge", "purge_lock", "summarise", "tombstone"]
+
+__getattr__, __dir__ = exports(__name__, __file__)
