@@ -13,7 +13,13 @@ import typer
 from rich.markup import escape
 
 from meeting_governance import __version__
-from meeting_governance.cliutil import discard_created_homes, err_console, state
+from meeting_governance.cliutil import (
+    discard_created_homes,
+    err_console,
+    quick_exit,
+    quick_start,
+    state,
+)
 from meeting_governance.commands import (
     admin,
     dsr,
@@ -74,6 +80,7 @@ def main() -> None:
     """Console-script entry point: our errors become one line and an exit code (`exitcodes`).
 
     A command that fails leaves no data directory behind that it created itself."""
+    quick_start()
     try:
         app()
     except GovernanceError as exc:
@@ -91,3 +98,5 @@ def main() -> None:
     except BaseException:
         discard_created_homes()
         raise
+    finally:
+        quick_exit()

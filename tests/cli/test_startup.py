@@ -160,3 +160,35 @@ def test_each_package_name_loads_on_first_use(package: str, preloaded: str,
     assert missing == "[]"
     assert listed == "True"
     assert "has no attribute 'no_such_name'" in wrong
+
+
+def test_a_short_command_collects_rarely_and_long_ones_as_usual(tmp_path: Path) -> None:
+    """`main` raises the collector's thresholds for a short command and freezes what it holds
+    before exit (bench/cli.py: about a quarter of a database command's CPU time); the commands
+    that run for hours go back to the interpreter's defaults, so their memory is as measured."""
+    home = tmp_path / "home"
+    assert cli(home, "init").returncode == 0
+    code = ("import gc, sys\nfrom meeting_governance import cliutil\n"
+            "default = gc.get_threshold()\n"
+            "from meeting_governance.cli import main\n"
+            "sys.argv = ['meeting-governance', 'optout', 'list', '--json']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(gc.get_threshold() == cliutil.QUICK_GC_THRESHOLD, gc.get_freeze_count() > 0)\n"
+            "cliutil.long_running()\nprint(gc.get_threshold() == default)\n")
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split("\n")[-3:] == ["True True", "True", ""], done.stdout[-300:]
+
+
+def test_every_long_running_command_restores_the_collector() -> None:
+    import ast
+    import inspect
+
+    from meeting_governance.commands import pipeline, service
+
+    for function in (pipeline.daemon, pipeline.process, pipeline.demo, service.serve,
+                     service.emulator):
+        tree = ast.parse(inspect.getsource(function))
+        called = {n.func.id for n in ast.walk(tree)
+                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert "long_running" in called, function.__name__

@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel
 
+from meeting_governance import models
 from meeting_governance.context import AppContext, initialise
 from meeting_governance.db import (
     check_schema,
@@ -25,10 +26,13 @@ from meeting_governance.models import KekVersion, TranscriptParticipant
 
 from .conftest import raw
 
+models.load_all()  # the schema tests compare every table, not only those imported so far
+
 
 def test_migrations_create_every_table(app: AppContext) -> None:
     tables = set(inspect(app.engine).get_table_names())
     expected = set(SQLModel.metadata.tables)
+    assert len(expected) == 26, sorted(expected)  # every model module was loaded
     assert expected <= tables, f"missing: {sorted(expected - tables)}"
     assert "alembic_version" in tables
     assert current_revision(app.engine) == head_revision()

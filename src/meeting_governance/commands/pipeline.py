@@ -12,6 +12,7 @@ from meeting_governance.cliutil import (
     console,
     err_console,
     group,
+    long_running,
     print_json,
     print_table,
     state,
@@ -49,6 +50,7 @@ def demo(
     your real ones. Needs the emulator: pip install -e '.[demo]'."""
     from meeting_governance.demo import run_demo
 
+    long_running()
     run_demo(state(ctx).settings(), keep=keep, console=console)
 
 
@@ -66,6 +68,7 @@ def daemon(
     that is 0. The log says how many workers started and why."""
     from meeting_governance.daemon import run_daemon
 
+    long_running()
     st = state(ctx)
     run_daemon(st.settings(), workers=workers, config_file=st.config, verbose=st.verbose)
 
@@ -126,6 +129,7 @@ def process(
     from meeting_governance.pipeline import process as run_process
     from meeting_governance.preflight import run_preflight
 
+    long_running()
     st = state(ctx)
     run_preflight(st.settings())
     app = app_context(ctx)

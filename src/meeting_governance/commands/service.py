@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from meeting_governance.cliutil import app_context, console, state
+from meeting_governance.cliutil import app_context, console, long_running, state
 from meeting_governance.errors import ConfigError
 
 
@@ -24,6 +24,7 @@ def serve(ctx: typer.Context,
     from meeting_governance.web import create_app
     from meeting_governance.web.app import UVICORN_OPTIONS
 
+    long_running()
     app_ctx = app_context(ctx)
     web = app_ctx.settings.web
     bind_host = host or web.host
@@ -54,6 +55,7 @@ def emulator(
     from meeting_governance.demo import require_emulator
 
     require_emulator()
+    long_running()
     from mg_emulator import ScenarioError, default_media_dir, default_scenario_path, run_emulator
 
     settings = state(ctx).settings()

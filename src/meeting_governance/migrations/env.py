@@ -5,8 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import meeting_governance.models  # noqa: F401  (registers the tables)
+from meeting_governance import models
 
+models.load_all()  # every table in the metadata, not only those this process has named
 config = context.config
 target_metadata = SQLModel.metadata
 
