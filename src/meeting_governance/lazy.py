@@ -17,22 +17,23 @@ from types import ModuleType
 from typing import Any
 
 
+class _Deferred(ModuleType):
+    """Stands in for a module that is not imported yet; every attribute read goes to the real
+    one, imported then. `importlib.util.LazyLoader` would put a half-made module in
+    `sys.modules`, which two threads (the daemon's jobs) can race to finish on Python 3.11;
+    `importlib.import_module` holds the import lock, so the second thread waits instead."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
 def module(name: str) -> ModuleType:
     """`name`, imported the first time one of its attributes is read (or now, if it already is)."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
+    if importlib.util.find_spec(name) is None:
         raise ImportError(f"no module named {name!r}")
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    lazy = importlib.util.module_from_spec(spec)
-    sys.modules[name] = lazy
-    loader.exec_module(lazy)
-    parent, _, child = name.rpartition(".")
-    if parent:  # as the import system does: `import a.b` then `a.b.x` must work
-        setattr(sys.modules[parent], child, lazy)
-    return lazy
+    return _Deferred(name)
 
 
 def exports(package: str, init_file: str) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:

@@ -100,19 +100,46 @@ def test_the_migration_head_is_read_without_alembic_as_alembic_reads_it() -> Non
 
 
 def test_a_lazy_module_behaves_as_an_imported_one(tmp_path: Path) -> None:
-    """Loaded on first use, and reachable every way the import system allows."""
+    """Loaded on first use, and the same module every way the import system reaches it."""
     code = ("import sys\nfrom meeting_governance.lazy import module\n"
             "m = module('meeting_governance.receipts')\n"
             "before = 'cryptography.hazmat.primitives.asymmetric.ed25519' in sys.modules\n"
             "import meeting_governance.receipts\n"
             "from meeting_governance import receipts\n"
-            "assert receipts is m is meeting_governance.receipts\n"
-            "assert callable(m.verify_receipt)\n"
+            "assert m.verify_receipt is receipts.verify_receipt\n"
+            "assert receipts is meeting_governance.receipts is sys.modules[receipts.__name__]\n"
             "print(before, 'cryptography.hazmat.primitives.asymmetric.ed25519' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_threads_that_first_touch_a_lazy_module_together_all_see_it_whole(
+        tmp_path: Path) -> None:
+    """The daemon's jobs run in threads: the first use of a lazily named module (the Graph
+    client's msal and requests) may come from two at once. Each must find the module whole."""
+    code = ("import threading\nfrom meeting_governance.lazy import module\n"
+            "names = ['requests', 'msal', 'meeting_governance.receipts', 'meeting_governance.audit']\n"
+            "mods = [module(n) for n in names]\n"
+            "barrier = threading.Barrier(16)\nerrors = []\n"
+            "def touch(i):\n"
+            "    barrier.wait()\n"
+            "    try:\n"
+            "        for m in mods:\n"
+            "            assert m.__name__ and getattr(m, '__file__')\n"
+            "            assert callable(getattr(m, {'requests': 'Session', 'msal': "
+            "'ConfidentialClientApplication', 'meeting_governance.receipts': 'verify_receipt', "
+            "'meeting_governance.audit': 'append'}[m.__name__]))\n"
+            "    except Exception as exc:\n"
+            "        errors.append(repr(exc))\n"
+            "threads = [threading.Thread(target=touch, args=(i,)) for i in range(16)]\n"
+            "[t.start() for t in threads]\n[t.join() for t in threads]\n"
+            "print(errors or 'ok')")
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok", done.stdout[-500:]
 
 
 def test_a_database_command_loads_no_graph_client_and_no_metrics(tmp_path: Path) -> None:
@@ -124,8 +151,7 @@ def test_a_database_command_loads_no_graph_client_and_no_metrics(tmp_path: Path)
             "sys.argv = ['meeting-governance', 'optout', 'list', '--json']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('LOADED', ','.join(m for m in ('msal', 'requests', 'urllib3', "
-            "'prometheus_client', 'numpy', 'av') if m in sys.modules "
-            "and type(sys.modules[m]).__name__ != '_LazyModule'))")  # named, never run
+            "'prometheus_client', 'numpy', 'av') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
                           capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.startswith("[]"), done.stdout[:300]  # it did read the (empty) registry
