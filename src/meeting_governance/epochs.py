@@ -48,10 +48,11 @@ from sqlmodel import Session, col, select
 
 from meeting_governance.errors import IntegrityError, KeyError_
 from meeting_governance.keys import Keyring, new_key_id
-from meeting_governance.models import KeyEpoch, Recording, Transcript, VaultItem
+from meeting_governance.models import KeyEpoch, VaultItem
 
 if TYPE_CHECKING:
     from meeting_governance.context import AppContext
+    from meeting_governance.models import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class Placement:
     def prepare(self, items: Sequence[Any]) -> None:
         """Load the owning transcripts of a batch, and which of them are held, in two queries."""
         from meeting_governance.holds import held_filter
+        from meeting_governance.models import Transcript
 
         ids = sorted({i.owner_id for i in items if i.owner_table == "transcript" and i.owner_id}
                      - set(self._transcripts))
@@ -171,6 +173,9 @@ class Placement:
         return self.policy.retention(row.retain_until, self.now)
 
     def spec_for(self, item: Any) -> EpochSpec:
+        # the pipeline's tables load here, not with every command that opens the vault
+        from meeting_governance.models import Recording, Transcript
+
         table, owner_id = item.owner_table or "", item.owner_id or ""
         if table == "transcript":
             row = self._transcripts.get(owner_id) or self.session.get(Transcript, owner_id)
