@@ -8,6 +8,7 @@ Disabled rows stay, so the audit log's actors keep meaning something. An account
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +28,16 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 # argon2-cffi's defaults are RFC 9106's low-memory recommendation for argon2id.
 _hasher = PasswordHasher()
-# Verified against when the user name is unknown, so a miss costs as long as a hit.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verified against when the user name is unknown, so a miss costs as long as a hit.
+
+    Made on first use, not at import: hashing is slow by design (about 0.1 s here), and
+    `users list` or `--help` need none. The web app makes it as it starts (`create_app`), so
+    its first miss is no slower than the rest."""
+    return _hasher.hash("not a password of anyone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +123,7 @@ def authenticate(app: AppContext, name: str, password: str) -> UserView | None:
         stored = user.password_hash if user is not None and user.source == "local" else None
         user_id = user.id if user is not None else None
     try:
-        _hasher.verify(stored or _DUMMY_HASH, password)
+        _hasher.verify(stored or dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if stored is None or user_id is None:

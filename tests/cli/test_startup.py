@@ -158,6 +158,21 @@ def test_a_database_command_loads_no_graph_client_and_no_metrics(tmp_path: Path)
     assert done.stdout.strip().endswith("LOADED"), done.stdout[-300:]
 
 
+def test_listing_accounts_hashes_no_password(tmp_path: Path) -> None:
+    """argon2 is slow by design (about 0.1 s): `users list` must not hash anything."""
+    home = tmp_path / "home"
+    assert cli(home, "init").returncode == 0
+    code = ("import sys\nfrom meeting_governance.cli import main\n"
+            "sys.argv = ['meeting-governance', 'users', 'list', '--json']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "from meeting_governance import users\n"
+            "print('HASHED', users.dummy_hash.cache_info().currsize)")
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.startswith("[]"), done.stdout[:300]  # the listing did run
+    assert done.stdout.strip().endswith("HASHED 0"), done.stdout[-300:]
+
+
 @pytest.mark.parametrize(("package", "preloaded"), [
     ("graph", "[]"), ("purge", "[]"), ("dsr", "[]"), ("pipeline", "[]"),
     # `optouts.matching` is a function and a module: it loads with the package (`lazy.exports`)

@@ -155,3 +155,15 @@ def test_sessions_commands(cli: typer.Typer, web: Web) -> None:
     for args in (["users", "sessions", "--help"], ["users", "sessions", "list", "--help"],
                  ["users", "sessions", "revoke", "--help"]):
         assert runner.invoke(cli, args).exit_code == 0
+
+
+def test_the_unknown_name_hash_is_made_when_the_web_app_starts(web: Web) -> None:
+    """A sign-in with an unknown name verifies against a dummy hash so that it costs as long
+    as a known one; the app makes that hash as it starts, so even the first miss does."""
+    from meeting_governance.web import create_app
+
+    users.dummy_hash.cache_clear()
+    create_app(web.ctx)
+    assert users.dummy_hash.cache_info().currsize == 1
+    assert users.authenticate(web.ctx, "nobody-by-this-name", PASSWORD) is None
+    assert users.dummy_hash.cache_info().misses == 1  # made once, at the start

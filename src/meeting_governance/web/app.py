@@ -129,6 +129,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(app_ctx: AppContext) -> FastAPI:
     """The web app over one AppContext (its database, keys and clock)."""
+    from meeting_governance.users import dummy_hash
+
+    dummy_hash()  # made now: the first sign-in with an unknown name takes as long as any
     settings = app_ctx.settings
     web = settings.web
     app = FastAPI(title="Meeting Governance", version="1", docs_url=None, redoc_url=None,
