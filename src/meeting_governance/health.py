@@ -254,6 +254,25 @@ def _keyring_problem(app: AppContext) -> str | None:
     return None
 
 
+def serving(app: AppContext) -> list[str]:
+    """Why a web server cannot serve now — its database does not answer, its keyring does not
+    open — or nothing. For a public endpoint: the reasons say what, not where (no host, no
+    path); the details go to the log."""
+    problems: list[str] = []
+    try:
+        with Session(app.engine) as session:
+            session.exec(select(text("1"))).one()
+    except (SQLAlchemyError, GovernanceError) as exc:
+        log.warning("health: database unreachable", extra={"error": type(exc).__name__,
+                                                           "detail": _first_line(exc)[:300]})
+        problems.append("database unreachable")
+    detail = _keyring_problem(app)
+    if detail:
+        log.warning("health: keyring unreachable", extra={"detail": detail})
+        problems.append("keyring unreachable")
+    return problems
+
+
 class DatabaseCollector(Collector):
     """What the database knows, as metrics, read once per scrape for every process."""
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +28,7 @@ from meeting_governance.context import initialise
 from mg_emulator import EmulatorServer, Organizer, Scenario
 from mg_emulator.scenario import default_media_dir
 from tests.conftest import make_settings
+from tests.tcp_proxy import TcpProxy
 
 from .conftest import subprocess_env
 from .test_daemon import free_port, wait_for
@@ -158,75 +157,6 @@ def test_a_daemon_without_its_client_secret_is_503_with_the_cause_and_ok_once_fi
             if daemon.poll() is None:
                 daemon.kill()
     assert "health-secret" not in log_file.read_text()
-
-
-class TcpProxy:
-    """A loopback TCP forwarder to PostgreSQL that a test can cut and restore: the database
-    going away and coming back, as a network or a server restart does it."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._conns: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self._lock = threading.Lock()
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        with self._lock:
-            self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            with self._lock:
-                if self._listener is not listener:  # cut meanwhile: this one must not live
-                    client.close()
-                    upstream.close()
-                    return
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def cut(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            conns, self._conns = self._conns, []
-        if listener is not None:
-            try:  # wakes the thread blocked in accept(), which would otherwise keep it open
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            conn.close()
 
 
 @pytest.mark.postgres

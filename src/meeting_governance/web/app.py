@@ -164,9 +164,16 @@ def create_app(app_ctx: AppContext) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
-        """Liveness for load balancers: says nothing about the data."""
-        return {"status": "ok"}
+    def healthz() -> Response:
+        """For load balancers: ok when this server can serve — its database answers and its
+        keyring opens — else 503 saying which (the daemon's `/healthz` is the one that says
+        whether recordings are processed). Public: no host, path or error text in the body."""
+        from meeting_governance.health import serving
+
+        problems = serving(app_ctx)
+        if problems:
+            return JSONResponse({"status": "degraded", "reasons": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     _install_handlers(app)
     api.install_openapi(app)
