@@ -23,7 +23,7 @@ from meeting_governance.clock import Clock, SystemClock
 from meeting_governance.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
-_EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL_LIKE = re.compile(r"[^@\s]+(?:@|%40|%2540)[^@\s]+\.[^@\s]+", re.IGNORECASE)  # or URL-encoded
 
 
 def _instant(at: datetime) -> str:

@@ -19,7 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-_EMAIL = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+\.[A-Za-z]{2,}")
+# `@` as written, or percent-encoded once or twice, as it is in a URL (a Graph request path, a
+# query string in an exception's text): `alex%40contoso.example` is an address too.
+_AT = r"(?:@|%40|%2540)"
+_EMAIL = re.compile(rf"[^@\s\"'<>]+{_AT}[^@\s\"'<>]+\.[A-Za-z]{{2,}}", re.IGNORECASE)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {
     "message", "color_message"}  # uvicorn adds color_message: a copy of msg with ANSI codes
 

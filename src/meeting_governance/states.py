@@ -73,7 +73,7 @@ def status_of(state: str, *, attempts: int, next_attempt_at: datetime | None,
     return Status(state)
 
 
-_ADDRESS_LIKE = re.compile(r"[^\s@]+@[^\s@]+")
+_ADDRESS_LIKE = re.compile(r"[^\s@]+(?:@|%40|%2540)[^\s@]+", re.IGNORECASE)  # also URL-encoded
 
 
 def safe_reason(text: str) -> str:

@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
+
 from meeting_governance import audit
 from meeting_governance.context import AppContext
 from meeting_governance.db import checkpoint
@@ -105,3 +107,25 @@ def test_audit_entries_hold_blind_values_only(sqlite_app: AppContext) -> None:
         details = audit.entries(session, limit=1)[0].details
     assert EMAIL.lower() not in details.lower()
     assert sqlite_app.vault.blind_email(EMAIL) in details
+
+
+ENCODED = ("Dana.Whitfield%40contoso-example.org",  # in a URL: a path segment, a query value
+           "dana.whitfield%2540contoso-example.org",  # encoded twice (a URL inside a URL)
+           "mail%20eq%20%27Dana.Whitfield%40contoso-example.org%27")  # inside an OData filter
+
+
+def test_an_address_in_a_url_is_masked_as_well() -> None:
+    """An exception's text often holds the URL it failed on, with the address percent-encoded:
+    the log, the reasons kept in the database and the audit log treat it as an address."""
+    from meeting_governance.states import safe_reason
+
+    for text in ENCODED:
+        message = f"GET https://graph.example/v1.0/users?$filter={text} failed"
+        record = logging.LogRecord("meeting_governance.x", logging.ERROR, __file__, 1, message,
+                                   None, None)
+        line = JsonFormatter().format(record)
+        assert "whitfield" not in line.lower(), line
+        assert "[redacted-address]" in json.loads(line)["msg"]
+        assert "whitfield" not in safe_reason(message).lower()
+        with pytest.raises(ValueError, match="looks like an e-mail address"):
+            audit._check_no_personal_data({"url": message})
