@@ -142,39 +142,42 @@ def test_threads_that_first_touch_a_lazy_module_together_all_see_it_whole(
     assert done.stdout.strip() == "ok", done.stdout[-500:]
 
 
+def main_then(home: Path, argv: list[str], probe: str) -> str:
+    """Run one command through `cli.main` in a fresh interpreter, then `probe` in the same
+    process (what it loaded, what it computed); what both printed."""
+    code = ("import sys\nfrom meeting_governance.cli import main\n"
+            f"sys.argv = ['meeting-governance', *{argv!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n" + probe)
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout
+
+
 def test_a_database_command_loads_no_graph_client_and_no_metrics(tmp_path: Path) -> None:
     """`optout list` reads the database: msal, requests and the Prometheus client (about a
     tenth of a second of start-up, bench/cli.py) load only where Graph or metrics are used."""
     home = tmp_path / "home"
     assert cli(home, "init").returncode == 0
-    code = ("import sys\nfrom meeting_governance.cli import main\n"
-            "sys.argv = ['meeting-governance', 'optout', 'list', '--json']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', ','.join(m for m in ('msal', 'requests', 'urllib3', "
-            "'prometheus_client', 'numpy', 'av') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
-                          capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.startswith("[]"), done.stdout[:300]  # it did read the (empty) registry
-    assert done.stdout.strip().endswith("LOADED"), done.stdout[-300:]
+    out = main_then(home, ["optout", "list", "--json"],
+                    "print('LOADED', ','.join(m for m in ('msal', 'requests', 'urllib3', "
+                    "'prometheus_client', 'numpy', 'av') if m in sys.modules))")
+    assert out.startswith("[]"), out[:300]  # it did read the (empty) registry
+    assert out.strip().endswith("LOADED"), out[-300:]
 
 
 def test_listing_accounts_hashes_no_password(tmp_path: Path) -> None:
     """argon2 is slow by design (about 0.1 s): `users list` must not hash anything."""
     home = tmp_path / "home"
     assert cli(home, "init").returncode == 0
-    code = ("import sys\nfrom meeting_governance.cli import main\n"
-            "sys.argv = ['meeting-governance', 'users', 'list', '--json']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "from meeting_governance import users\n"
-            "print('HASHED', users.dummy_hash.cache_info().currsize)")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
-                          capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.startswith("[]"), done.stdout[:300]  # the listing did run
-    assert done.stdout.strip().endswith("HASHED 0"), done.stdout[-300:]
+    out = main_then(home, ["users", "list", "--json"],
+                    "from meeting_governance import users\n"
+                    "print('HASHED', users.dummy_hash.cache_info().currsize)")
+    assert out.startswith("[]"), out[:300]  # the listing did run
+    assert out.strip().endswith("HASHED 0"), out[-300:]
 
 
 @pytest.mark.parametrize(("package", "preloaded"), [
-    ("graph", "[]"), ("purge", "[]"), ("dsr", "[]"), ("pipeline", "[]"),
+    ("graph", "[]"), ("purge", "[]"), ("dsr", "[]"), ("pipeline", "[]"), ("models", "[]"),
     # `optouts.matching` is a function and a module: it loads with the package (`lazy.exports`)
     ("optouts", "['meeting_governance.optouts.matching', 'meeting_governance.optouts.validation', "
                 "'meeting_governance.optouts.views']"),
@@ -209,16 +212,15 @@ def test_a_short_command_collects_rarely_and_long_ones_as_usual(tmp_path: Path) 
     that run for hours go back to the interpreter's defaults, so their memory is as measured."""
     home = tmp_path / "home"
     assert cli(home, "init").returncode == 0
-    code = ("import gc, sys\nfrom meeting_governance import cliutil\n"
-            "default = gc.get_threshold()\n"
-            "from meeting_governance.cli import main\n"
-            "sys.argv = ['meeting-governance', 'optout', 'list', '--json']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(gc.get_threshold() == cliutil.QUICK_GC_THRESHOLD, gc.get_freeze_count() > 0)\n"
-            "cliutil.long_running()\nprint(gc.get_threshold() == default)\n")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
-                          capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.split("\n")[-3:] == ["True True", "True", ""], done.stdout[-300:]
+    out = main_then(home, ["optout", "list", "--json"],
+                    "import gc\nfrom meeting_governance import cliutil\n"
+                    "print(gc.get_threshold() == cliutil.QUICK_GC_THRESHOLD, "
+                    "gc.get_freeze_count() > 0)\n"
+                    "cliutil.long_running()\n"
+                    "print(gc.get_threshold() == cliutil.DEFAULT_GC_THRESHOLD "
+                    "!= cliutil.QUICK_GC_THRESHOLD)\n")
+    assert out.startswith("[]"), out[:300]
+    assert out.split("\n")[-3:] == ["True True", "True", ""], out[-300:]
 
 
 def test_every_long_running_command_restores_the_collector() -> None:
