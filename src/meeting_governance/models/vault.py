@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary
+from sqlalchemy import Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from meeting_governance.dbtypes import UTCDateTime
@@ -22,11 +22,13 @@ class VaultItem(SQLModel, table=True):
     """
 
     __tablename__ = "vault_item"
+    # Closing an epoch reads its items in id order, a batch at a time (migration 0019).
+    __table_args__ = (Index("ix_vault_item_epoch_id_id", "epoch_id", "id"),)
 
     id: str = Field(primary_key=True, max_length=64)
     purpose: str = Field(max_length=40, index=True)
     kek_version: int = Field(default=0, index=True)
-    epoch_id: str | None = Field(default=None, max_length=40, index=True)
+    epoch_id: str | None = Field(default=None, max_length=40)
     owner_table: str | None = Field(default=None, max_length=40)
     owner_id: str | None = Field(default=None, max_length=64)
     field: str | None = Field(default=None, max_length=40)
