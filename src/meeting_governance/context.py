@@ -9,47 +9,82 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from meeting_governance import audit
 from meeting_governance.clock import Clock, SystemClock
 from meeting_governance.config import Settings, packaged_default_toml
 from meeting_governance.db import make_engine, migrate, session_scope
-from meeting_governance.epochs import EpochPolicy
-from meeting_governance.keyring_file import create_keyring_file
-from meeting_governance.keys import Keyring, provider_from_settings
-from meeting_governance.vault import Vault, migrate_legacy
+from meeting_governance.errors import KeyError_
+
+if TYPE_CHECKING:
+    from meeting_governance.keys import Keyring
+    from meeting_governance.vault import Vault
 
 
-@dataclass
 class AppContext:
-    settings: Settings
-    engine: Engine
-    keys: Keyring
-    vault: Vault
-    clock: Clock
-    actor: str = field(default_factory=lambda: f"cli:{os.environ.get('USER', 'unknown')}")
+    """Settings, engine, clock — and the keys and the vault, opened the first time a command or
+    job reaches for them: a command that only lists rows never loads the keyring or the
+    cryptography (bench/cli.py)."""
+
+    def __init__(self, settings: Settings, engine: Engine, clock: Clock, *,
+                 keys: Keyring | None = None, vault: Vault | None = None,
+                 actor: str | None = None) -> None:
+        self.settings, self.engine, self.clock = settings, engine, clock
+        self._keys, self._vault = keys, vault
+        self._opening = threading.Lock()  # the daemon's job threads share one context
+        self.actor = actor or f"cli:{os.environ.get('USER', 'unknown')}"
+
+    @property
+    def keys(self) -> Keyring:
+        if self._keys is None:
+            with self._opening:
+                if self._keys is None:
+                    from meeting_governance.keys import provider_from_settings
+
+                    self._keys = provider_from_settings(self.settings)
+        return self._keys
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            keys = self.keys
+            with self._opening:
+                if self._vault is None:
+                    from meeting_governance.epochs import EpochPolicy
+                    from meeting_governance.vault import Vault
+
+                    self._vault = Vault(keys, self.clock, EpochPolicy(
+                        days=self.settings.keys.epoch_days,
+                        metadata_days=self.settings.retention.metadata_days))
+        return self._vault
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None,
              apply_migrations: bool = True) -> AppContext:
-        """Connect, bring the schema up to date (migrations at start), load the keys."""
+        """Connect and bring the schema up to date (migrations at start)."""
         clock = clock or SystemClock()
         engine = make_engine(settings.database_url,
                              busy_timeout_ms=settings.database.busy_timeout_ms,
                              pool_size=settings.database.pool_size, echo=settings.database.echo)
         if apply_migrations:
             migrate(engine)
-        keys = provider_from_settings(settings)
-        vault = Vault(keys, clock, EpochPolicy(days=settings.keys.epoch_days,
-                                               metadata_days=settings.retention.metadata_days))
-        return cls(settings=settings, engine=engine, keys=keys, vault=vault, clock=clock)
+        if settings.keys.provider in ("file", "pkcs11"):  # the keys load on first use; their
+            from meeting_governance.keyring_path import check_keyring_file  # file's rules now
+
+            try:
+                check_keyring_file(settings.keys_file)
+            except KeyError_:
+                engine.dispose()
+                raise
+        return cls(settings=settings, engine=engine, clock=clock)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -59,6 +94,8 @@ class AppContext:
 
     def audit(self, session: Session, action: str, *, target_type: str = "",
               target_id: str = "", actor: str | None = None, **details: object) -> None:
+        from meeting_governance import audit
+
         audit.append(session, actor=actor or self.actor, action=action, target_type=target_type,
                      target_id=target_id, details=dict(details), clock=self.clock)
 
@@ -115,6 +152,9 @@ def initialise(settings: Settings, config_file: Path | None, *,
         created.append(f"config {target_cfg}")
     else:
         existing.append(f"config {target_cfg}")
+    from meeting_governance.keyring_file import create_keyring_file
+    from meeting_governance.vault import migrate_legacy
+
     if settings.keys.provider in ("file", "pkcs11"):
         if create_keyring_file(settings.keys_file):
             created.append(f"keyring {settings.keys_file} (0600) — back it up: without it "

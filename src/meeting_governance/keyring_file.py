@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import secrets
-import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from meeting_governance.errors import KeyError_
+from meeting_governance.keyring_path import check_keyring_file
 from meeting_governance.keys import (
     KEYRING_FORMAT,
     NONCE,
@@ -86,13 +86,7 @@ class KeyFile:
 
     def _read(self) -> dict[str, Any]:
         path = self.path
-        if not path.is_file():
-            raise KeyError_(f"keyring file {path} does not exist: run `meeting-governance init` "
-                            "(or restore it from your key backup)")
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise KeyError_(f"keyring file {path} is readable by others (mode {mode:o}); "
-                            f"refusing to start: run `chmod 600 {path}` and check who read it")
+        check_keyring_file(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -235,3 +235,18 @@ def test_every_long_running_command_restores_the_collector() -> None:
         called = {n.func.id for n in ast.walk(tree)
                   if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         assert "long_running" in called, function.__name__
+
+
+def test_a_keyring_left_readable_stops_even_commands_that_never_load_it(tmp_path: Path) -> None:
+    """The keys load on first use, but the keyring file's rules are checked as every command
+    opens the context: `recordings list` refuses a keyring others can read, and names the fix."""
+    home = tmp_path / "home"
+    assert cli(home, "init").returncode == 0
+    keys = home / "keys" / "keys.json"
+    keys.chmod(0o644)
+    done = cli(home, "recordings", "list")
+    assert done.returncode != 0
+    assert "is readable by others (mode 644)" in done.stderr
+    assert f"chmod 600 {keys}" in done.stderr
+    keys.chmod(0o600)
+    assert cli(home, "recordings", "list").returncode == 0
