@@ -46,3 +46,17 @@ def test_serve_command(web: Web) -> None:
         proc.send_signal(signal.SIGINT)
         out, _err = proc.communicate(timeout=15)
     assert f"http://127.0.0.1:{port}/login" in out
+
+
+def test_serve_with_a_broken_keyring_stops_at_start(web: Web) -> None:
+    """The keys open on first use, but `serve` opens them at start: a keyring that cannot be
+    read stops the server with the fix named, not the first coordinator who saves an opt-out."""
+    keys = web.ctx.settings.keys_file
+    keys.write_text("not json", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MG_")}
+    env["MG_HOME"] = str(web.ctx.settings.home)
+    done = subprocess.run([sys.executable, "-m", "meeting_governance", "serve", "--port",
+                           str(_free_port())], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "cannot be read as JSON" in done.stderr and "restore it from your key backup" in done.stderr
+    assert "serving" not in done.stdout

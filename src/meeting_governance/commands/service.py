@@ -26,6 +26,7 @@ def serve(ctx: typer.Context,
 
     long_running()
     app_ctx = app_context(ctx)
+    app_ctx.vault  # noqa: B018 - opened now: a bad keyring stops the server here, not at a save
     web = app_ctx.settings.web
     bind_host = host or web.host
     bind_port = port if port is not None else web.port
