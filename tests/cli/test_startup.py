@@ -27,6 +27,12 @@ def cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str
                           timeout=180, check=False)
 
 
+def python(home: Path, code: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter with this checkout's package and `home` as MG_HOME."""
+    return subprocess.run([sys.executable, "-c", code], env=_child_env(home),
+                          capture_output=True, text=True, timeout=120, check=check)
+
+
 @pytest.mark.parametrize("module", [
     "meeting_governance.cli", "meeting_governance.web.app", "meeting_governance.formats",
     "meeting_governance.segments", "meeting_governance.diarization",
@@ -35,8 +41,7 @@ def cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str
 def test_importing_loads_nothing_heavy(module: str, tmp_path: Path) -> None:
     code = (f"import sys, {module}\n"
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = python(tmp_path, code)
     assert done.stdout.strip() == "", f"{module} imports {done.stdout.strip()}"
 
 
@@ -47,8 +52,7 @@ def test_help_runs_without_the_core(tmp_path: Path) -> None:
             "print('LOADED', ','.join(m for m in ('sqlalchemy', 'alembic', 'numpy', 'av', "
             "'cryptography.hazmat.primitives.ciphers.aead', 'pydantic') "
             "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = python(tmp_path, code)
     assert "retention" in done.stdout and "process" in done.stdout
     assert done.stdout.strip().endswith("LOADED"), done.stdout[-300:]
 
@@ -109,8 +113,7 @@ def test_a_lazy_module_behaves_as_an_imported_one(tmp_path: Path) -> None:
             "assert m.verify_receipt is receipts.verify_receipt\n"
             "assert receipts is meeting_governance.receipts is sys.modules[receipts.__name__]\n"
             "print(before, 'cryptography.hazmat.primitives.asymmetric.ed25519' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    done = python(tmp_path, code, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
 
@@ -136,8 +139,7 @@ def test_threads_that_first_touch_a_lazy_module_together_all_see_it_whole(
             "threads = [threading.Thread(target=touch, args=(i,)) for i in range(16)]\n"
             "[t.start() for t in threads]\n[t.join() for t in threads]\n"
             "print(errors or 'ok')")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    done = python(tmp_path, code, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok", done.stdout[-500:]
 
@@ -148,8 +150,7 @@ def main_then(home: Path, argv: list[str], probe: str) -> str:
     code = ("import sys\nfrom meeting_governance.cli import main\n"
             f"sys.argv = ['meeting-governance', *{argv!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n" + probe)
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(home),
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = python(home, code)
     return done.stdout
 
 
@@ -197,8 +198,7 @@ def test_each_package_name_loads_on_first_use(package: str, preloaded: str,
         "try:\n    pkg.no_such_name\n    wrong = 'no error'\n"
         "except AttributeError as exc:\n    wrong = str(exc)\n"
         "print(before, missing, listed, wrong, sep='|')\n")
-    done = subprocess.run([sys.executable, "-c", code], env=_child_env(tmp_path),
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = python(tmp_path, code)
     before, missing, listed, wrong = done.stdout.strip().split("|")
     assert before == preloaded
     assert missing == "[]"
